@@ -1,0 +1,177 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * procwide: make per-thread Linux security state process-wide.
+ *
+ * Linux keeps no_new_privs, seccomp filters, Landlock domains, uids/gids,
+ * capabilities and securebits per thread.  procwide runs one system call in
+ * every thread of the calling process, with no thread left behind, and fails
+ * closed: it never reports success unless every thread ran the call with the
+ * caller's result, and it returns an error only while no thread has changed.
+ *
+ * Error convention: procwide_syscall() follows syscall(2) (-1 and errno);
+ * every other function returns 0 (or a documented non-negative value) on
+ * success and a negative errno value on failure, and leaves errno alone.
+ */
+#ifndef PROCWIDE_H
+#define PROCWIDE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#define PROCWIDE_API __attribute__((visibility("default")))
+#else
+#define PROCWIDE_API
+#endif
+
+#define PROCWIDE_VERSION_MAJOR 0
+#define PROCWIDE_VERSION_MINOR 1
+
+/* Deadline used when procwide_opts.deadline_ms is 0. */
+#define PROCWIDE_DEFAULT_DEADLINE_MS 1000u
+
+/*
+ * Run syscall `nr` in every thread of the process, the calling thread first.
+ *
+ * Every other thread is first brought to a stop inside procwide (so that none
+ * can create a thread that escapes); then the call runs in the caller.  If it
+ * fails there, the others are released untouched and -1 is returned with
+ * errno set to the caller's error.  Otherwise it runs in every other thread
+ * and the caller's result is returned.  If any thread's result differs from
+ * the caller's, one line naming the thread and both results is written to
+ * stderr and the whole process is killed with SIGKILL.
+ *
+ * If a thread cannot be reached before PROCWIDE_DEFAULT_DEADLINE_MS (it
+ * blocks procwide's signal, or never answers), nothing has changed in any
+ * thread and -1 is returned with errno ETIMEDOUT; procwide_last_error()
+ * names the thread and the reason.  Other errors: EINVAL (a system call that
+ * cannot be broadcast: exit, clone, fork, vfork, execve, rt_sigreturn),
+ * EDEADLK (called from a signal handler that interrupted a procwide call in
+ * the same thread), EAGAIN (no usable real-time signal), ENOENT (/proc is
+ * not mounted), ENOMEM.
+ */
+PROCWIDE_API long procwide_syscall(long nr, long a1, long a2, long a3,
+				   long a4, long a5, long a6);
+
+/* The system call to run in every thread. */
+struct procwide_call {
+	long nr;
+	long args[6];
+};
+
+/* What to do when another thread's result differs from the caller's. */
+enum procwide_mismatch {
+	/* Diagnostic line on stderr, then SIGKILL to the whole process,
+	 * before the differing thread returns to application code. */
+	PROCWIDE_MISMATCH_KILL = 0,
+	/* Finish, report every differing thread, return -ENOTRECOVERABLE.
+	 * The process is then divergent: the caller must deal with it. */
+	PROCWIDE_MISMATCH_REPORT = 1,
+};
+
+struct procwide_opts {
+	size_t size;		  /* sizeof(struct procwide_opts) */
+	unsigned int mismatch;	  /* enum procwide_mismatch */
+	unsigned int deadline_ms; /* 0: PROCWIDE_DEFAULT_DEADLINE_MS */
+	int signal;		  /* 0: chosen at runtime; else a real-time
+				     signal >= 35 the application leaves alone */
+	unsigned int flags;	  /* none defined yet: must be 0 */
+};
+
+/* Per-thread outcome, in struct procwide_thread.status. */
+enum procwide_thread_status {
+	PROCWIDE_THREAD_CALLER = 0,	 /* the calling thread */
+	PROCWIDE_THREAD_OK = 1,		 /* ran the call, same result */
+	PROCWIDE_THREAD_MISMATCH = 2,	 /* ran the call, different result */
+	PROCWIDE_THREAD_NOT_RUN = 3,	 /* reached, released without the call
+					    (the call was refused or failed) */
+	PROCWIDE_THREAD_EXITED = 4,	 /* exited during the call */
+	PROCWIDE_THREAD_ZOMBIE = 5,	 /* a zombie (e.g. a main thread that
+					    called pthread_exit): runs no code */
+	PROCWIDE_THREAD_BLOCKED = 6,	 /* unreachable: blocks the signal */
+	PROCWIDE_THREAD_NO_ANSWER = 7,	 /* unreachable: did not answer */
+	PROCWIDE_THREAD_QUEUE_FULL = 8,	 /* unreachable: the signal could not
+					    be queued (RLIMIT_SIGPENDING) */
+};
+
+/* How a thread was reached, in struct procwide_thread.path. */
+enum procwide_path {
+	PROCWIDE_PATH_NONE = 0,	  /* not reached */
+	PROCWIDE_PATH_SELF = 1,	  /* the calling thread itself */
+	PROCWIDE_PATH_SIGNAL = 2, /* procwide's signal handler */
+};
+
+struct procwide_thread {
+	pid_t tid;
+	int status; /* enum procwide_thread_status */
+	int path;   /* enum procwide_path */
+	long result; /* raw result: >= 0, or -errno; 0 unless run */
+};
+
+/* Overall outcome, in struct procwide_report.outcome. */
+enum procwide_outcome {
+	PROCWIDE_OUTCOME_OK = 0,	    /* every thread ran it, same result */
+	PROCWIDE_OUTCOME_REFUSED = 1,	    /* bad arguments or engine error */
+	PROCWIDE_OUTCOME_CALLER_FAILED = 2, /* failed in the caller: nothing
+					       changed anywhere */
+	PROCWIDE_OUTCOME_UNREACHABLE = 3,   /* some thread unreachable: the
+					       call ran nowhere */
+	PROCWIDE_OUTCOME_MISMATCH = 4,	    /* ran everywhere, results differ */
+};
+
+struct procwide_report {
+	size_t size;		  /* in: sizeof(struct procwide_report) */
+	int outcome;		  /* enum procwide_outcome */
+	int signal;		  /* the signal used, 0 if none was needed */
+	long result;		  /* the caller's raw result (-errno on error) */
+	size_t nthreads;	  /* entries in threads[] */
+	struct procwide_thread *threads; /* owned by the report: release it
+					    with procwide_report_release() */
+	size_t nmismatch;	  /* threads with status MISMATCH */
+	size_t nunreachable;	  /* threads BLOCKED, NO_ANSWER, QUEUE_FULL */
+	uint64_t elapsed_ns;	  /* wall time of the whole call */
+	char message[256];	  /* one line for people, "" on success */
+};
+
+/*
+ * The rich form.  `opts` may be NULL (defaults); `report` may be NULL.
+ * Returns 0 when the call ran in every thread with the caller's result, or:
+ *   -EFAULT        call is NULL
+ *   -EINVAL        an unknown mismatch policy or flag, a size field too small,
+ *                  or larger with non-zero bytes past what this library knows,
+ *                  a bad signal, a system call that cannot be broadcast
+ *   -ETIMEDOUT     a thread could not be reached by the deadline (nothing
+ *                  changed; see report->threads for which and why)
+ *   -ENOTRECOVERABLE  PROCWIDE_MISMATCH_REPORT and some thread's result
+ *                  differed (the call ran everywhere)
+ *   -EDEADLK, -EAGAIN, -ENOENT, -ENOMEM  as for procwide_syscall()
+ *   the caller's own -errno when the call failed in the calling thread
+ *                  (outcome CALLER_FAILED; nothing changed)
+ * report->outcome tells these cases apart when a code is ambiguous.
+ */
+PROCWIDE_API int procwide_run(const struct procwide_call *call,
+			      const struct procwide_opts *opts,
+			      struct procwide_report *report);
+
+/* Free what procwide_run() allocated in a report; safe to call twice. */
+PROCWIDE_API void procwide_report_release(struct procwide_report *report);
+
+/* A static name for a thread status ("ok", "blocked", ...), or "unknown". */
+PROCWIDE_API const char *procwide_thread_status_name(int status);
+
+/*
+ * A line describing the last failure of a procwide call in this thread
+ * ("" if the last call succeeded).  Valid until the next call in this thread.
+ */
+PROCWIDE_API const char *procwide_last_error(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* PROCWIDE_H */

@@ -1,0 +1,302 @@
+#include "harness.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static int skip_fd = -1;
+
+void pw_fail(const char *file, int line, const char *expr, const char *fmt, ...)
+{
+	va_list ap;
+	printf("# %s:%d: check failed: %s: ", file, line, expr);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	printf("\n");
+	fflush(stdout);
+	_exit(1);
+}
+
+void pw_skip(const char *fmt, ...)
+{
+	char buf[256];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(buf, sizeof buf, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		n = 0;
+	if ((size_t)n >= sizeof buf)
+		n = sizeof buf - 1;
+	if (skip_fd >= 0 && write(skip_fd, buf, (size_t)n) < 0)
+		_exit(1);
+	fflush(stdout);
+	_exit(77);
+}
+
+void pw_diag(const char *fmt, ...)
+{
+	va_list ap;
+	printf("# ");
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	printf("\n");
+	fflush(stdout);
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int run_case(size_t idx, const struct pw_case *c)
+{
+	int pfd[2];
+	if (pipe2(pfd, O_CLOEXEC) != 0) {
+		printf("not ok %zu %s # pipe: %s\n", idx, c->name, strerror(errno));
+		return 1;
+	}
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid < 0) {
+		printf("not ok %zu %s # fork: %s\n", idx, c->name, strerror(errno));
+		return 1;
+	}
+	if (pid == 0) {
+		close(pfd[0]);
+		skip_fd = pfd[1];
+		/* Its own process group, so a timeout can end what it forked. */
+		setpgid(0, 0);
+		c->fn();
+		fflush(stdout);
+		_exit(0);
+	}
+	close(pfd[1]);
+	unsigned limit = c->timeout_s ? c->timeout_s : 30;
+	double end = now_s() + limit;
+	int status = 0;
+	bool timed_out = false;
+	for (;;) {
+		pid_t r = waitpid(pid, &status, WNOHANG);
+		if (r == pid)
+			break;
+		if (r < 0 && errno != EINTR) {
+			status = 0xff00;
+			break;
+		}
+		if (now_s() > end) {
+			kill(-pid, SIGKILL);
+			kill(pid, SIGKILL);
+			waitpid(pid, &status, 0);
+			timed_out = true;
+			break;
+		}
+		struct timespec ts = {0, 2000000};
+		nanosleep(&ts, NULL);
+	}
+	char reason[256] = "";
+	ssize_t n = read(pfd[0], reason, sizeof reason - 1);
+	reason[n > 0 ? n : 0] = '\0';
+	close(pfd[0]);
+	/* Reap anything the case left in its group. */
+	kill(-pid, SIGKILL);
+
+	if (timed_out) {
+		printf("not ok %zu %s # timed out after %u s\n", idx, c->name, limit);
+		return 1;
+	}
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+		printf("ok %zu %s\n", idx, c->name);
+		return 0;
+	}
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 77) {
+		printf("ok %zu %s # SKIP %s\n", idx, c->name, reason);
+		return 0;
+	}
+	if (WIFSIGNALED(status))
+		printf("not ok %zu %s # killed by signal %d\n", idx, c->name, WTERMSIG(status));
+	else
+		printf("not ok %zu %s # exit status %d\n", idx, c->name, WEXITSTATUS(status));
+	return 1;
+}
+
+int pw_main(int argc, char **argv, const struct pw_case *cases, size_t n)
+{
+	size_t selected = 0;
+	for (size_t i = 0; i < n; i++) {
+		bool want = argc < 2;
+		for (int a = 1; a < argc; a++)
+			want |= strcmp(argv[a], cases[i].name) == 0;
+		selected += want;
+	}
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	printf("1..%zu\n", selected);
+	int failed = 0;
+	size_t idx = 0;
+	for (size_t i = 0; i < n; i++) {
+		bool want = argc < 2;
+		for (int a = 1; a < argc; a++)
+			want |= strcmp(argv[a], cases[i].name) == 0;
+		if (want)
+			failed += run_case(++idx, &cases[i]);
+	}
+	return failed ? 1 : 0;
+}
+
+size_t pw_list_tids(pid_t *tids, size_t n)
+{
+	DIR *d = opendir("/proc/self/task");
+	size_t k = 0;
+	if (!d)
+		return 0;
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		if (e->d_name[0] < '0' || e->d_name[0] > '9')
+			continue;
+		if (k < n)
+			tids[k] = (pid_t)atoi(e->d_name);
+		k++;
+	}
+	closedir(d);
+	return k;
+}
+
+static bool read_file(const char *path, char *buf, size_t sz)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	ssize_t n = read(fd, buf, sz - 1);
+	close(fd);
+	if (n < 0)
+		return false;
+	buf[n] = '\0';
+	return true;
+}
+
+bool pw_task_status(pid_t tid, const char *field, char *out, size_t outsz)
+{
+	char path[64], buf[4096];
+	snprintf(path, sizeof path, "/proc/self/task/%d/status", (int)tid);
+	if (!read_file(path, buf, sizeof buf))
+		return false;
+	size_t fl = strlen(field);
+	for (char *line = buf; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+		if (strncmp(line, field, fl) == 0 && line[fl] == ':') {
+			char *v = line + fl + 1;
+			while (*v == ' ' || *v == '\t')
+				v++;
+			size_t len = strcspn(v, "\n");
+			if (len >= outsz)
+				len = outsz - 1;
+			memcpy(out, v, len);
+			out[len] = '\0';
+			return true;
+		}
+	}
+	return false;
+}
+
+long pw_timerslack(pid_t tid)
+{
+	char path[64], buf[64];
+	snprintf(path, sizeof path, "/proc/%d/timerslack_ns", (int)tid);
+	if (!read_file(path, buf, sizeof buf))
+		return -1;
+	return atol(buf);
+}
+
+bool pw_task_comm(pid_t tid, char *out, size_t outsz)
+{
+	char path[64], buf[64];
+	snprintf(path, sizeof path, "/proc/self/task/%d/comm", (int)tid);
+	if (!read_file(path, buf, sizeof buf))
+		return false;
+	buf[strcspn(buf, "\n")] = '\0';
+	snprintf(out, outsz, "%s", buf);
+	return true;
+}
+
+char pw_task_state(pid_t tid)
+{
+	char path[64], buf[512];
+	snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)tid);
+	if (!read_file(path, buf, sizeof buf))
+		return 0;
+	char *p = strrchr(buf, ')');
+	return p && p[1] == ' ' ? p[2] : 0;
+}
+
+pid_t pw_gettid(void)
+{
+	return (pid_t)syscall(SYS_gettid);
+}
+
+bool pw_have_cap(int cap)
+{
+	char v[64];
+	if (!pw_task_status(pw_gettid(), "CapEff", v, sizeof v))
+		return false;
+	unsigned long long eff = strtoull(v, NULL, 16);
+	return (eff >> cap) & 1;
+}
+
+struct pw_idle {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool stop;
+	size_t n;
+	pthread_t th[];
+};
+
+static void *idle_main(void *arg)
+{
+	struct pw_idle *idle = arg;
+	pthread_mutex_lock(&idle->mu);
+	while (!idle->stop)
+		pthread_cond_wait(&idle->cv, &idle->mu);
+	pthread_mutex_unlock(&idle->mu);
+	return NULL;
+}
+
+struct pw_idle *pw_idle_start(size_t n)
+{
+	struct pw_idle *idle = calloc(1, sizeof *idle + n * sizeof(pthread_t));
+	if (!idle)
+		return NULL;
+	pthread_mutex_init(&idle->mu, NULL);
+	pthread_cond_init(&idle->cv, NULL);
+	pthread_attr_t attr;
+	pthread_attr_init(&attr);
+	pthread_attr_setstacksize(&attr, 256 * 1024);
+	for (; idle->n < n; idle->n++)
+		if (pthread_create(&idle->th[idle->n], &attr, idle_main, idle) != 0)
+			break;
+	pthread_attr_destroy(&attr);
+	return idle;
+}
+
+void pw_idle_stop(struct pw_idle *idle)
+{
+	if (!idle)
+		return;
+	pthread_mutex_lock(&idle->mu);
+	idle->stop = true;
+	pthread_cond_broadcast(&idle->cv);
+	pthread_mutex_unlock(&idle->mu);
+	for (size_t i = 0; i < idle->n; i++)
+		pthread_join(idle->th[i], NULL);
+	free(idle);
+}

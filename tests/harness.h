@@ -1,0 +1,68 @@
+/* Test harness: every case runs in its own forked process with a timeout
+ * (the changes procwide makes cannot be undone), and the results are TAP. */
+#ifndef PW_TEST_HARNESS_H
+#define PW_TEST_HARNESS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/types.h>
+
+struct pw_case {
+	const char *name;
+	void (*fn)(void);
+	unsigned timeout_s; /* 0: 30 s */
+};
+
+#define PW_CASE(fn) { #fn, fn, 0 }
+#define PW_CASE_T(fn, t) { #fn, fn, t }
+
+/* Runs every case (or only those named on the command line), prints TAP,
+ * returns the exit status for main(). */
+int pw_main(int argc, char **argv, const struct pw_case *cases, size_t n);
+
+/* In a case: a failed check prints a "# " diagnostic and ends the case. */
+#define PW_CHECK(cond, ...)                                                    \
+	do {                                                                   \
+		if (!(cond))                                                   \
+			pw_fail(__FILE__, __LINE__, #cond, __VA_ARGS__);       \
+	} while (0)
+#define PW_EQ_LONG(a, b)                                                       \
+	do {                                                                   \
+		long pw_a_ = (long)(a), pw_b_ = (long)(b);                     \
+		if (pw_a_ != pw_b_)                                            \
+			pw_fail(__FILE__, __LINE__, #a " == " #b,              \
+				"%ld != %ld", pw_a_, pw_b_);                   \
+	} while (0)
+
+__attribute__((noreturn, format(printf, 4, 5))) void
+pw_fail(const char *file, int line, const char *expr, const char *fmt, ...);
+/* Ends the case as skipped; the reason is shown by prove. */
+__attribute__((noreturn, format(printf, 1, 2))) void pw_skip(const char *fmt, ...);
+__attribute__((format(printf, 1, 2))) void pw_diag(const char *fmt, ...);
+
+/* ---- observing threads from /proc -------------------------------------- */
+/* Fills tids[] with the threads now listed in /proc/self/task (max n);
+ * returns how many were listed. */
+size_t pw_list_tids(pid_t *tids, size_t n);
+/* A field of /proc/self/task/TID/status ("NoNewPrivs"), copied without the
+ * name and leading blanks; false if the thread is gone. */
+bool pw_task_status(pid_t tid, const char *field, char *out, size_t outsz);
+/* /proc/TID/timerslack_ns, -1 if the thread is gone. */
+long pw_timerslack(pid_t tid);
+/* /proc/self/task/TID/comm without the newline; false if gone. */
+bool pw_task_comm(pid_t tid, char *out, size_t outsz);
+/* The state letter of /proc/self/task/TID/stat, or 0 if gone. */
+char pw_task_state(pid_t tid);
+
+pid_t pw_gettid(void);
+bool pw_have_cap(int cap); /* effective capability of the calling thread */
+
+/* ---- idle threads ------------------------------------------------------- */
+/* Starts n threads that wait until pw_idle_stop(); returns their number. */
+struct pw_idle;
+struct pw_idle *pw_idle_start(size_t n);
+void pw_idle_stop(struct pw_idle *idle);
+
+#endif
