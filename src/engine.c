@@ -1,0 +1,618 @@
+/* The calling thread's side of an all-threads call.
+ *
+ * 1. Gather: signal every thread listed in /proc/self/task; each one parks
+ *    in procwide's handler.  A parked thread cannot create threads, so once
+ *    every known thread is parked, a sweep that finds nothing new and a
+ *    kernel thread count that agrees prove that no thread is missing (a
+ *    thread created by one that had not parked yet is found by the sweeps).
+ *    Threads that exit are recognised (tgkill(tid, 0) fails with ESRCH, or
+ *    /proc shows a zombie) and dropped.  If a thread does not arrive by the
+ *    deadline, every parked thread is released and nothing has changed.
+ * 2. The call runs in the caller.  If it fails, every thread is released
+ *    untouched.
+ * 3. Go: every parked thread runs the call; one whose result differs kills
+ *    the process before returning to application code (or, in report mode,
+ *    is reported).
+ *
+ * Everything here runs in the calling thread, under the process's procwide
+ * lock; only src/handler.c runs in the others. */
+#include "call.h"
+#include "internal.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Caller-private bookkeeping, reused across calls (under the lock). */
+static struct {
+	uint32_t gen;
+	uint32_t nused;	   /* slots used by this call */
+	uint32_t *hash;	   /* open addressing: slot index + 1, 0 empty */
+	uint32_t hcap;	   /* power of two */
+	uint32_t nsent;	   /* signals queued and not known gone */
+	uint32_t nunsent;  /* signals refused with EAGAIN, to retry */
+	uint32_t nzombie;
+	uint32_t nnew;	   /* threads found by the current sweep */
+	uid_t uid;
+	int signo;
+	int error;	   /* first engine error met while sweeping */
+} E;
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t slot_word(uint32_t idx)
+{
+	return atomic_load_explicit(&pw_slot_at(idx)->word, memory_order_acquire);
+}
+
+static enum pw_slot_state slot_state(uint32_t idx)
+{
+	return (enum pw_slot_state)(slot_word(idx) & 0xff);
+}
+
+static void slot_set(uint32_t idx, enum pw_slot_state st)
+{
+	atomic_store_explicit(&pw_slot_at(idx)->word, pw_word(E.gen, st),
+			      memory_order_release);
+}
+
+static bool slot_cas(uint32_t idx, enum pw_slot_state from, enum pw_slot_state to)
+{
+	uint64_t expect = pw_word(E.gen, from);
+	return atomic_compare_exchange_strong(&pw_slot_at(idx)->word, &expect,
+					      pw_word(E.gen, to));
+}
+
+static pid_t slot_tid(uint32_t idx)
+{
+	return atomic_load_explicit(&pw_slot_at(idx)->tid, memory_order_relaxed);
+}
+
+/* ---- slots and the tid index ----------------------------------------------- */
+
+static int grow_hash(void)
+{
+	uint32_t ncap = E.hcap ? E.hcap * 2 : 1024;
+	uint32_t *nh = calloc(ncap, sizeof *nh);
+	if (!nh)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < E.nused; i++) {
+		uint32_t h = (uint32_t)slot_tid(i) * 2654435761u & (ncap - 1);
+		while (nh[h])
+			h = (h + 1) & (ncap - 1);
+		nh[h] = i + 1;
+	}
+	free(E.hash);
+	E.hash = nh;
+	E.hcap = ncap;
+	return 0;
+}
+
+/* The slot of tid in this call, or UINT32_MAX with *pos where it goes. */
+static uint32_t find_tid(pid_t tid, uint32_t *pos)
+{
+	uint32_t h = (uint32_t)tid * 2654435761u & (E.hcap - 1);
+	while (E.hash[h]) {
+		if (slot_tid(E.hash[h] - 1) == tid)
+			return E.hash[h] - 1;
+		h = (h + 1) & (E.hcap - 1);
+	}
+	*pos = h;
+	return UINT32_MAX;
+}
+
+static int new_slot(pid_t tid, uint32_t *out)
+{
+	if (E.nused >= PW_MAX_CHUNKS * PW_CHUNK_SLOTS)
+		return -ENOMEM;
+	if ((E.nused + 1) * 2 > E.hcap) {
+		int e = grow_hash();
+		if (e)
+			return e;
+	}
+	uint32_t pos;
+	if (find_tid(tid, &pos) != UINT32_MAX)
+		return -EEXIST;
+	uint32_t idx = E.nused;
+	uint32_t chunk = idx >> PW_CHUNK_SHIFT;
+	if (!atomic_load_explicit(&pw_shared.chunks[chunk], memory_order_relaxed)) {
+		struct pw_slot *c = calloc(PW_CHUNK_SLOTS, sizeof *c);
+		if (!c)
+			return -ENOMEM;
+		atomic_store_explicit(&pw_shared.chunks[chunk], c, memory_order_release);
+	}
+	struct pw_slot *s = pw_slot_at(idx);
+	atomic_store_explicit(&s->word, pw_word(E.gen, PW_S_FREE), memory_order_relaxed);
+	atomic_store_explicit(&s->tid, tid, memory_order_relaxed);
+	s->result = 0;
+	if (idx + 1 > atomic_load_explicit(&pw_shared.nslots, memory_order_relaxed))
+		atomic_store_explicit(&pw_shared.nslots, idx + 1, memory_order_release);
+	E.hash[pos] = idx + 1;
+	E.nused++;
+	*out = idx;
+	return 0;
+}
+
+/* ---- signalling ------------------------------------------------------------ */
+
+/* Queues procwide's signal to the thread of slot idx.  The value carries
+ * the process secret and the slot index, si_errno the call's generation:
+ * the handler needs nothing else to find its slot. */
+static long send_signal(uint32_t idx)
+{
+	siginfo_t si;
+	memset(&si, 0, sizeof si);
+	si.si_signo = E.signo;
+	si.si_code = SI_QUEUE;
+	si.si_errno = (int)E.gen;
+	si.si_pid = pw_shared.pid;
+	si.si_uid = E.uid;
+	si.si_value.sival_ptr =
+		(void *)(uintptr_t)((pw_shared.secret << PW_INDEX_BITS) | idx);
+	slot_set(idx, PW_S_SENT);
+	return pw_sys6(SYS_rt_tgsigqueueinfo, pw_shared.pid, slot_tid(idx), E.signo,
+		       (long)&si, 0, 0);
+}
+
+/* Sends to a slot in FREE or UNSENT state and accounts for the outcome. */
+static int reach(uint32_t idx)
+{
+	long r = send_signal(idx);
+	if (r == 0) {
+		E.nsent++;
+		return 0;
+	}
+	if (r == -ESRCH) { /* exited already */
+		slot_set(idx, PW_S_GONE);
+		return 0;
+	}
+	if (r == -EAGAIN) { /* RLIMIT_SIGPENDING: retry as others drain */
+		slot_set(idx, PW_S_UNSENT);
+		E.nunsent++;
+		return 0;
+	}
+	slot_set(idx, PW_S_UNSENT);
+	return (int)r;
+}
+
+static int on_tid(pid_t tid, void *ctx)
+{
+	(void)ctx;
+	uint32_t pos, idx;
+	if (find_tid(tid, &pos) != UINT32_MAX)
+		return 0;
+	int e = new_slot(tid, &idx);
+	if (e)
+		return e;
+	E.nnew++;
+	if (tid == pw_shared.caller_tid) {
+		slot_set(idx, PW_S_CALLER);
+		return 0;
+	}
+	/* A main thread that called pthread_exit stays listed as a zombie
+	 * for as long as the process lives; it never runs code again. */
+	if (tid == pw_shared.pid && pw_task_state(tid) == 'Z') {
+		slot_set(idx, PW_S_ZOMBIE);
+		E.nzombie++;
+		return 0;
+	}
+	return reach(idx);
+}
+
+static void publish_want(void)
+{
+	atomic_store(&pw_shared.want, E.nsent);
+}
+
+/* One pass over the threads that have not arrived: drop those that exited
+ * or are zombies, retry the signals the queue refused. */
+static int check_laggards(void)
+{
+	E.nunsent = 0;
+	for (uint32_t i = 0; i < E.nused; i++) {
+		enum pw_slot_state st = slot_state(i);
+		if (st == PW_S_UNSENT) {
+			int e = reach(i);
+			if (e)
+				return e;
+			continue;
+		}
+		if (st != PW_S_SENT)
+			continue;
+		pid_t tid = slot_tid(i);
+		bool gone = pw_tgkill(pw_shared.pid, tid, 0) == -ESRCH;
+		char state = gone ? 0 : pw_task_state(tid);
+		if (!gone && state != 'Z' && state != 'X')
+			continue;
+		/* The compare-and-swap loses only to an arrival, and a thread
+		 * that arrived is alive and parked. */
+		if (slot_cas(i, PW_S_SENT, gone ? PW_S_GONE : PW_S_ZOMBIE)) {
+			E.nsent--;
+			E.nzombie += !gone;
+		}
+	}
+	publish_want();
+	return 0;
+}
+
+/* ---- phase 1: gather -------------------------------------------------------- */
+
+static int sweep(void)
+{
+	E.nnew = 0;
+	atomic_store(&pw_shared.want, UINT32_MAX); /* no wake-ups while sending */
+	int e = pw_taskdir_sweep(on_tid, NULL);
+	publish_want();
+	return e;
+}
+
+/* Waits until every thread signalled so far has arrived or is known gone.
+ * 0, -ETIMEDOUT at the deadline, or another -errno. */
+static int wait_arrivals(uint64_t deadline)
+{
+	uint64_t slice = 1000000; /* 1 ms, doubling while nothing moves */
+	uint32_t seen = atomic_load(&pw_shared.arrived);
+	for (;;) {
+		uint32_t a = atomic_load(&pw_shared.arrived);
+		if (a >= atomic_load(&pw_shared.want) && E.nunsent == 0)
+			return 0;
+		uint64_t t = now_ns();
+		if (t >= deadline)
+			return -ETIMEDOUT;
+		uint64_t wait = deadline - t < slice ? deadline - t : slice;
+		struct timespec rel = {(time_t)(wait / 1000000000u), (long)(wait % 1000000000u)};
+		long r = pw_futex_wait(&pw_shared.arrived, a, &rel);
+		if (r != -ETIMEDOUT)
+			continue;
+		uint32_t now_arrived = atomic_load(&pw_shared.arrived);
+		if (now_arrived != seen) {
+			/* Progress: threads are answering, only slowly. */
+			seen = now_arrived;
+			continue;
+		}
+		int e = check_laggards();
+		if (e)
+			return e;
+		if (slice < 64000000)
+			slice *= 2;
+	}
+}
+
+static int gather(uint64_t deadline)
+{
+	for (unsigned round = 0;; round++) {
+		int e = sweep();
+		if (e)
+			return e;
+		e = wait_arrivals(deadline);
+		if (e)
+			return e;
+		/* Everyone known is parked or gone.  Parked threads create
+		 * nothing, so a sweep that finds no one new and a kernel count
+		 * equal to what we hold mean that no thread is missing. */
+		e = sweep();
+		if (e)
+			return e;
+		if (E.nnew)
+			continue;
+		e = wait_arrivals(deadline);
+		if (e)
+			return e;
+		long count = pw_taskdir_count();
+		if (count < 0)
+			return (int)count;
+		long present = (long)atomic_load(&pw_shared.arrived) + 1 + E.nzombie;
+		if (count == present)
+			return 0;
+		/* More: readdir skipped a live thread while others exited, or a
+		 * thread is exiting.  Fewer: a zombie was reaped.  Look again. */
+		if ((e = check_laggards()) != 0)
+			return e;
+		if (now_ns() >= deadline)
+			return -ETIMEDOUT;
+		if (round > 2)
+			sched_yield();
+	}
+}
+
+/* ---- phases 2 and 3 ----------------------------------------------------------- */
+
+/* Releases every parked thread into phase ph and waits until each has run
+ * (GO) or returned (ABORT).  Threads that never arrived are cancelled first,
+ * so that a late arrival finds its slot closed.  0, or -ETIMEDOUT if some
+ * thread did not finish by the deadline. */
+static int release(enum pw_phase ph, uint64_t deadline)
+{
+	uint32_t parked = 0;
+	for (uint32_t i = 0; i < E.nused; i++) {
+		if (slot_cas(i, PW_S_SENT, PW_S_CANCELLED))
+			continue;
+		parked += slot_state(i) == PW_S_ARRIVED;
+	}
+	atomic_store(&pw_shared.remaining, parked);
+	atomic_store_explicit(&pw_shared.phase, ph, memory_order_release);
+	pw_futex_wake(&pw_shared.phase, INT_MAX);
+
+	uint64_t slice = 1000000;
+	for (;;) {
+		uint32_t left = atomic_load(&pw_shared.remaining);
+		if (left == 0)
+			return 0;
+		uint64_t t = now_ns();
+		if (t >= deadline)
+			return -ETIMEDOUT;
+		uint64_t wait = deadline - t < slice ? deadline - t : slice;
+		struct timespec rel = {(time_t)(wait / 1000000000u), (long)(wait % 1000000000u)};
+		if (pw_futex_wait(&pw_shared.remaining, left, &rel) != -ETIMEDOUT)
+			continue;
+		/* A parked thread can still end (a pthread_cancel acting
+		 * through a libc signal that nests in our handler): it will
+		 * never count itself out. */
+		for (uint32_t i = 0; i < E.nused; i++) {
+			if (slot_state(i) == PW_S_ARRIVED &&
+			    pw_tgkill(pw_shared.pid, slot_tid(i), 0) == -ESRCH &&
+			    slot_cas(i, PW_S_ARRIVED, PW_S_GONE))
+				atomic_fetch_sub(&pw_shared.remaining, 1);
+		}
+		if (slice < 64000000)
+			slice *= 2;
+	}
+}
+
+/* ---- the report -------------------------------------------------------------- */
+
+static int thread_status(uint32_t idx, bool aborted_by_deadline, long *result, int *path)
+{
+	struct pw_slot *s = pw_slot_at(idx);
+	*result = 0;
+	*path = PROCWIDE_PATH_NONE;
+	switch (slot_state(idx)) {
+	case PW_S_CALLER:
+		*result = pw_shared.expected;
+		*path = PROCWIDE_PATH_SELF;
+		return PROCWIDE_THREAD_CALLER;
+	case PW_S_DONE:
+		*result = s->result;
+		*path = PROCWIDE_PATH_SIGNAL;
+		return s->result == pw_shared.expected ? PROCWIDE_THREAD_OK
+						      : PROCWIDE_THREAD_MISMATCH;
+	case PW_S_RELEASED:
+		*path = PROCWIDE_PATH_SIGNAL;
+		return PROCWIDE_THREAD_NOT_RUN;
+	case PW_S_GONE:
+		return PROCWIDE_THREAD_EXITED;
+	case PW_S_ZOMBIE:
+		return PROCWIDE_THREAD_ZOMBIE;
+	case PW_S_UNSENT:
+		return PROCWIDE_THREAD_QUEUE_FULL;
+	case PW_S_CANCELLED:
+		if (!aborted_by_deadline)
+			return PROCWIDE_THREAD_NOT_RUN;
+		return pw_task_blocks(slot_tid(idx), E.signo) == 1 ? PROCWIDE_THREAD_BLOCKED
+								 : PROCWIDE_THREAD_NO_ANSWER;
+	default:
+		return PROCWIDE_THREAD_NOT_RUN;
+	}
+}
+
+static void describe_unreachable(struct pw_result *res, pid_t tid, int status,
+				 unsigned deadline_ms)
+{
+	char name[32];
+	pw_task_name(tid, name, sizeof name);
+	const char *why = status == PROCWIDE_THREAD_BLOCKED ? "blocks procwide's signal"
+			  : status == PROCWIDE_THREAD_QUEUE_FULL
+				  ? "could not be signalled (signal queue full: RLIMIT_SIGPENDING)"
+				  : "did not answer procwide's signal";
+	snprintf(res->message, sizeof res->message,
+		 "thread %d (%s) %s %d within %u ms%s; nothing was changed in any thread",
+		 (int)tid, name, why, E.signo, deadline_ms,
+		 res->nunreachable > 1 ? " (and others: see the report)" : "");
+}
+
+/* Fills the counts, the message and, when the caller asked for it and
+ * res->threads was allocated (before anything changed), the thread list. */
+static void build_report(const struct pw_request *req, struct pw_result *res,
+			 bool aborted_by_deadline)
+{
+	res->nthreads = 0;
+	res->nmismatch = res->nunreachable = 0;
+	pid_t first_unreachable = 0;
+	int first_status = 0;
+	for (uint32_t i = 0; i < E.nused; i++) {
+		long result;
+		int path;
+		int st = thread_status(i, aborted_by_deadline, &result, &path);
+		if (st == PROCWIDE_THREAD_MISMATCH)
+			res->nmismatch++;
+		if (st == PROCWIDE_THREAD_BLOCKED || st == PROCWIDE_THREAD_NO_ANSWER ||
+		    st == PROCWIDE_THREAD_QUEUE_FULL) {
+			if (!res->nunreachable++) {
+				first_unreachable = slot_tid(i);
+				first_status = st;
+			}
+		}
+		if (res->threads) {
+			res->threads[res->nthreads++] = (struct procwide_thread){
+				.tid = slot_tid(i), .status = st, .path = path, .result = result};
+		}
+	}
+	if (first_unreachable)
+		describe_unreachable(res, first_unreachable, first_status, req->deadline_ms);
+}
+
+static int alloc_threads(const struct pw_request *req, struct pw_result *res)
+{
+	if (!req->want_threads || !E.nused)
+		return 0;
+	res->threads = calloc(E.nused, sizeof *res->threads);
+	return res->threads ? 0 : -ENOMEM;
+}
+
+/* In kill mode the differing thread kills the process from the handler;
+ * this is the caller's own check of the same, should one ever get past. */
+static void kill_if_mismatch(const struct pw_request *req)
+{
+	if (!req->kill_on_mismatch)
+		return;
+	for (uint32_t i = 0; i < E.nused; i++)
+		if (slot_state(i) == PW_S_DONE && pw_slot_at(i)->result != pw_shared.expected)
+			pw_die_mismatch(slot_tid(i), pw_slot_at(i)->result,
+					pw_shared.caller_tid, pw_shared.expected);
+}
+
+/* ---- the call ------------------------------------------------------------------ */
+
+static bool broadcastable(long nr)
+{
+	/* These would leave parked threads waiting for a caller that is gone
+	 * or replaced, or make no sense in every thread. */
+	switch (nr) {
+	case SYS_exit:
+	case SYS_rt_sigreturn:
+	case SYS_clone:
+	case SYS_fork:
+	case SYS_vfork:
+	case SYS_execve:
+#ifdef SYS_execveat
+	case SYS_execveat:
+#endif
+#ifdef SYS_clone3
+	case SYS_clone3:
+#endif
+		return false;
+	default:
+		return true;
+	}
+}
+
+static void fail(struct pw_result *res, int ret, int outcome, const char *msg)
+{
+	res->ret = ret;
+	res->outcome = outcome;
+	if (msg)
+		snprintf(res->message, sizeof res->message, "%s", msg);
+}
+
+void pw_engine_run(const struct pw_request *req, struct pw_result *res)
+{
+	uint64_t t0 = now_ns();
+	memset(res, 0, sizeof *res);
+	if (!broadcastable(req->call.nr)) {
+		fail(res, -EINVAL, PROCWIDE_OUTCOME_REFUSED,
+		     "this system call cannot be run in every thread (exit, clone, fork, execve, rt_sigreturn)");
+		return;
+	}
+	pid_t pid = pw_getpid(), tid = pw_gettid();
+	int e = pw_lock(pid, tid);
+	if (e) {
+		fail(res, e, PROCWIDE_OUTCOME_REFUSED,
+		     "procwide called from a signal handler that interrupted a procwide call in the same thread");
+		return;
+	}
+	e = pw_taskdir_ensure(pid);
+	if (e) {
+		fail(res, e, PROCWIDE_OUTCOME_REFUSED,
+		     e == -ENOENT ? "cannot open /proc/self/task: is /proc mounted?"
+				  : "cannot open /proc/self/task (a sandbox may forbid it: procwide opens it at load time, not after a fork)");
+		goto out;
+	}
+	int sig = pw_signal_ensure(req->signo);
+	if (sig < 0) {
+		fail(res, sig, PROCWIDE_OUTCOME_REFUSED,
+		     sig == -EINVAL ? "the requested signal is not a real-time signal procwide may use (35..SIGRTMAX)"
+				    : "no real-time signal is free for procwide");
+		goto out;
+	}
+
+	/* A fresh generation: every slot of an earlier call becomes stale. */
+	if (++E.gen == 0)
+		E.gen = 1;
+	E.nused = E.nsent = E.nunsent = E.nzombie = 0;
+	E.signo = res->signo = sig;
+	E.uid = getuid();
+	if (E.hcap)
+		memset(E.hash, 0, E.hcap * sizeof *E.hash);
+	else if ((e = grow_hash()) != 0) {
+		fail(res, e, PROCWIDE_OUTCOME_REFUSED, "out of memory");
+		goto out;
+	}
+	pw_shared.pid = pid;
+	pw_shared.caller_tid = tid;
+	pw_shared.nr = req->call.nr;
+	memcpy(pw_shared.args, req->call.args, sizeof pw_shared.args);
+	pw_shared.kill_on_mismatch = req->kill_on_mismatch;
+	pw_shared.expected = 0;
+	atomic_store(&pw_shared.arrived, 0);
+	atomic_store(&pw_shared.remaining, 0);
+	atomic_store(&pw_shared.phase, PW_GATHER);
+
+	uint64_t deadline = t0 + (uint64_t)req->deadline_ms * 1000000u;
+	e = gather(deadline);
+	if (!e && alloc_threads(req, res) != 0)
+		e = -ENOMEM;
+	if (e) {
+		release(PW_ABORT, UINT64_MAX);
+		if (e != -ENOMEM)
+			alloc_threads(req, res);
+		res->ret = e;
+		res->outcome = e == -ETIMEDOUT ? PROCWIDE_OUTCOME_UNREACHABLE
+					       : PROCWIDE_OUTCOME_REFUSED;
+		build_report(req, res, e == -ETIMEDOUT);
+		if (e != -ETIMEDOUT)
+			snprintf(res->message, sizeof res->message,
+				 "reading /proc/self/task, signalling threads or allocating the report failed: %s; nothing was changed",
+				 strerror(-e));
+		goto out;
+	}
+
+	/* Every other thread is parked: run it here first. */
+	long r = pw_sys6(req->call.nr, req->call.args[0], req->call.args[1],
+			 req->call.args[2], req->call.args[3], req->call.args[4],
+			 req->call.args[5]);
+	pw_shared.expected = r;
+	res->result = r;
+	if (pw_is_err(r)) {
+		release(PW_ABORT, UINT64_MAX);
+		res->ret = (int)r;
+		res->outcome = PROCWIDE_OUTCOME_CALLER_FAILED;
+		build_report(req, res, false);
+		snprintf(res->message, sizeof res->message,
+			 "the call failed in the calling thread (%s); nothing was changed",
+			 strerror((int)-r));
+		goto out;
+	}
+	if (release(PW_GO, now_ns() + (uint64_t)req->deadline_ms * 1000000u) != 0) {
+		/* Some threads have the change and one has not finished: the
+		 * state of the process is unknown.  Fail closed. */
+		char msg[160];
+		snprintf(msg, sizeof msg,
+			 "procwide: a thread did not finish the call within %u ms after others had run it; killing the process so that no thread runs half-changed\n",
+			 req->deadline_ms);
+		pw_die(msg);
+	}
+	kill_if_mismatch(req);
+	build_report(req, res, false);
+	if (res->nmismatch) {
+		res->ret = -ENOTRECOVERABLE;
+		res->outcome = PROCWIDE_OUTCOME_MISMATCH;
+		snprintf(res->message, sizeof res->message,
+			 "%zu thread(s) returned a result different from the caller's %ld; the call ran in every thread and the process is now divergent",
+			 res->nmismatch, r);
+	} else {
+		res->outcome = PROCWIDE_OUTCOME_OK;
+	}
+out:
+	pw_unlock();
+	res->elapsed_ns = now_ns() - t0;
+}

@@ -1,0 +1,63 @@
+/* Internal interfaces between the caller-side parts of the engine.  Nothing
+ * here is exported (the build hides every symbol not in procwide.h). */
+#ifndef PW_INTERNAL_H
+#define PW_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "procwide.h"
+#include "raw.h"
+
+/* ---- lock.c: one call at a time, per process ------------------------------ */
+/* 0, or -EDEADLK when this thread already holds it (a procwide call from a
+ * signal handler that interrupted one). */
+PW_HIDDEN int pw_lock(pid_t pid, pid_t tid);
+PW_HIDDEN void pw_unlock(void);
+
+/* ---- threads.c: the kernel's list of this process's threads -------------- */
+/* Opens /proc/self/task (again after a fork) and checks that the descriptor
+ * is still the one procwide opened; 0 or -errno. */
+PW_HIDDEN int pw_taskdir_ensure(pid_t pid);
+/* Calls fn for every tid listed; 0, or -errno (from the directory or fn). */
+PW_HIDDEN int pw_taskdir_sweep(int (*fn)(pid_t tid, void *ctx), void *ctx);
+/* Threads the kernel counts now (st_nlink - 2), or -errno. */
+PW_HIDDEN long pw_taskdir_count(void);
+/* The state letter of a thread ('R', 'S', 'Z', ...), 0 if unknown. */
+PW_HIDDEN char pw_task_state(pid_t tid);
+/* 1 if the thread blocks sig now, 0 if not, -1 if unknown. */
+PW_HIDDEN int pw_task_blocks(pid_t tid, int sig);
+/* The thread's name into buf ("?" if unknown). */
+PW_HIDDEN void pw_task_name(pid_t tid, char *buf, size_t size);
+
+/* ---- signal_setup.c: the signal procwide uses ----------------------------- */
+/* Makes sure procwide's handler is installed on a usable real-time signal
+ * (`requested`, or one chosen at runtime when 0); returns it, or -errno. */
+PW_HIDDEN int pw_signal_ensure(int requested);
+
+/* ---- engine.c -------------------------------------------------------------- */
+struct pw_result {
+	int ret;		/* 0 or -errno, what procwide_run returns */
+	int outcome;		/* enum procwide_outcome */
+	int signo;
+	long result;		/* the caller's raw result */
+	size_t nthreads;
+	struct procwide_thread *threads; /* malloc'd when asked for */
+	size_t nmismatch, nunreachable;
+	uint64_t elapsed_ns;
+	char message[256];
+};
+
+struct pw_request {
+	struct procwide_call call;
+	int kill_on_mismatch;
+	unsigned deadline_ms;
+	int signo;
+	bool want_threads;
+};
+
+PW_HIDDEN void pw_engine_run(const struct pw_request *req, struct pw_result *res);
+
+#endif
