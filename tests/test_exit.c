@@ -1,0 +1,110 @@
+/* Threads that end: a main thread that called pthread_exit stays a zombie
+ * for the life of the process; threads exiting during a call. */
+#include "harness.h"
+#include "procwide.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+static pid_t main_tid;
+
+static void check_all_nnp(void)
+{
+	pid_t tids[512];
+	size_t n = pw_list_tids(tids, 512);
+	for (size_t i = 0; i < n; i++) {
+		char v[16];
+		if (!pw_task_status(tids[i], "NoNewPrivs", v, sizeof v))
+			continue;
+		if (pw_task_state(tids[i]) == 'Z')
+			continue; /* a zombie runs no code and shows nothing */
+		PW_CHECK(strcmp(v, "1") == 0, "thread %d NoNewPrivs %s", tids[i], v);
+	}
+}
+
+static void *after_main_exits(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < 1000 && pw_task_state(main_tid) != 'Z'; i++)
+		usleep(1000);
+	PW_CHECK(pw_task_state(main_tid) == 'Z', "main thread is not a zombie");
+	struct procwide_call call = {.nr = SYS_prctl, .args = {PR_SET_NO_NEW_PRIVS, 1}};
+	struct procwide_report rep = {.size = sizeof rep};
+	PW_EQ_LONG(procwide_run(&call, NULL, &rep), 0);
+	size_t zombies = 0;
+	for (size_t i = 0; i < rep.nthreads; i++)
+		if (rep.threads[i].status == PROCWIDE_THREAD_ZOMBIE) {
+			PW_EQ_LONG(rep.threads[i].tid, main_tid);
+			zombies++;
+		}
+	PW_EQ_LONG(zombies, 1);
+	procwide_report_release(&rep);
+	check_all_nnp();
+	fflush(stdout);
+	exit(0);
+}
+
+static void zombie_main_thread(void)
+{
+	main_tid = pw_gettid();
+	struct pw_idle *idle = pw_idle_start(5);
+	(void)idle;
+	pthread_t t;
+	PW_CHECK(pthread_create(&t, NULL, after_main_exits, NULL) == 0, "create");
+	pthread_exit(NULL);
+}
+
+static atomic_bool stop;
+
+static void *short_lived(void *arg)
+{
+	(void)arg;
+	usleep((useconds_t)(rand() % 3000));
+	return NULL;
+}
+
+static void *exiter_spawner(void *arg)
+{
+	(void)arg;
+	while (!atomic_load(&stop)) {
+		pthread_t t;
+		if (pthread_create(&t, NULL, short_lived, NULL) == 0)
+			pthread_detach(t);
+		usleep(100);
+	}
+	return NULL;
+}
+
+static void threads_exiting_mid_call(void)
+{
+	pthread_t sp[3];
+	for (int i = 0; i < 3; i++)
+		PW_CHECK(pthread_create(&sp[i], NULL, exiter_spawner, NULL) == 0, "create");
+	size_t exited = 0;
+	for (int i = 0; i < 300; i++) {
+		struct procwide_call call = {.nr = SYS_prctl, .args = {PR_SET_TIMERSLACK, 50000 + i}};
+		struct procwide_report rep = {.size = sizeof rep};
+		PW_CHECK(procwide_run(&call, NULL, &rep) == 0, "call %d: %s", i, rep.message);
+		for (size_t k = 0; k < rep.nthreads; k++)
+			exited += rep.threads[k].status == PROCWIDE_THREAD_EXITED;
+		procwide_report_release(&rep);
+	}
+	atomic_store(&stop, true);
+	for (int i = 0; i < 3; i++)
+		pthread_join(sp[i], NULL);
+	pw_diag("%zu threads exited during calls", exited);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct pw_case cases[] = {
+		PW_CASE(zombie_main_thread),
+		PW_CASE_T(threads_exiting_mid_call, 60),
+	};
+	return pw_main(argc, argv, cases, sizeof cases / sizeof cases[0]);
+}
