@@ -97,7 +97,7 @@ int procwide_run(const struct procwide_call *call, const struct procwide_opts *o
 		snprintf(last_error, sizeof last_error, "%s", why);
 		return e;
 	}
-	pw_engine_run(&req, &res);
+	procwide__engine_run(&req, &res);
 	snprintf(last_error, sizeof last_error, "%s", res.ret ? res.message : "");
 	if (report)
 		copy_report(report, &res);
@@ -114,7 +114,7 @@ long procwide_syscall(long nr, long a1, long a2, long a3, long a4, long a5, long
 		.deadline_ms = PROCWIDE_DEFAULT_DEADLINE_MS,
 	};
 	struct pw_result res;
-	pw_engine_run(&req, &res);
+	procwide__engine_run(&req, &res);
 	snprintf(last_error, sizeof last_error, "%s", res.ret ? res.message : "");
 	if (res.ret) {
 		errno = -res.ret;

@@ -57,7 +57,7 @@ enum pw_phase {
 	PW_ABORT = 2,  /* return without running it */
 };
 
-struct pw_shared {
+struct procwide__shared {
 	/* Set once, before the handler is first installed. */
 	uint64_t secret; /* identifies procwide's own deliveries */
 
@@ -84,23 +84,23 @@ struct pw_shared {
 	struct pw_slot *_Atomic chunks[PW_MAX_CHUNKS];
 };
 
-PW_HIDDEN extern struct pw_shared pw_shared;
+PW_HIDDEN extern struct procwide__shared procwide__shared;
 
-/* The SA_SIGINFO handler installed for pw_shared.signo (src/handler.c). */
-PW_HIDDEN void pw_handler(int sig, siginfo_t *si, void *uc);
+/* The SA_SIGINFO handler installed for procwide__shared.signo (src/handler.c). */
+PW_HIDDEN void procwide__handler(int sig, siginfo_t *si, void *uc);
 
 /* Writes the mismatch diagnostic and kills the process (async-signal-safe). */
-PW_HIDDEN __attribute__((noreturn)) void pw_die_mismatch(pid_t tid, long got,
+PW_HIDDEN __attribute__((noreturn)) void procwide__die_mismatch(pid_t tid, long got,
 							 pid_t caller,
 							 long expected);
 
 /* Writes msg to stderr and kills the process (async-signal-safe). */
-PW_HIDDEN __attribute__((noreturn)) void pw_die(const char *msg);
+PW_HIDDEN __attribute__((noreturn)) void procwide__die(const char *msg);
 
 static inline struct pw_slot *pw_slot_at(uint32_t idx)
 {
 	struct pw_slot *chunk = atomic_load_explicit(
-		&pw_shared.chunks[idx >> PW_CHUNK_SHIFT], memory_order_acquire);
+		&procwide__shared.chunks[idx >> PW_CHUNK_SHIFT], memory_order_acquire);
 	return &chunk[idx & (PW_CHUNK_SLOTS - 1)];
 }
 

@@ -34,6 +34,7 @@ static struct {
 	uint32_t nused;	   /* slots used by this call */
 	uint32_t *hash;	   /* open addressing: slot index + 1, 0 empty */
 	uint32_t hcap;	   /* power of two */
+	uint32_t reserved; /* slots with memory and index room */
 	uint32_t nsent;	   /* signals queued and not known gone */
 	uint32_t nunsent;  /* signals refused with EAGAIN, to retry */
 	uint32_t nzombie;
@@ -80,21 +81,34 @@ static pid_t slot_tid(uint32_t idx)
 
 /* ---- slots and the tid index ----------------------------------------------- */
 
-static int grow_hash(void)
+/* Makes room for n slots: chunks, and a tid index at most half full.
+ * Called only while no thread is parked: a parked thread may hold the
+ * allocator's lock (glibc arenas, a sanitizer's allocator), so the caller
+ * never allocates between the first signal and the release. */
+static int reserve(uint32_t n)
 {
-	uint32_t ncap = E.hcap ? E.hcap * 2 : 1024;
-	uint32_t *nh = calloc(ncap, sizeof *nh);
-	if (!nh)
-		return -ENOMEM;
-	for (uint32_t i = 0; i < E.nused; i++) {
-		uint32_t h = (uint32_t)slot_tid(i) * 2654435761u & (ncap - 1);
-		while (nh[h])
-			h = (h + 1) & (ncap - 1);
-		nh[h] = i + 1;
+	if (n > PW_MAX_CHUNKS * PW_CHUNK_SLOTS)
+		n = PW_MAX_CHUNKS * PW_CHUNK_SLOTS;
+	for (uint32_t c = 0; c < (n + PW_CHUNK_SLOTS - 1) >> PW_CHUNK_SHIFT; c++) {
+		if (atomic_load_explicit(&procwide__shared.chunks[c], memory_order_relaxed))
+			continue;
+		struct pw_slot *chunk = calloc(PW_CHUNK_SLOTS, sizeof *chunk);
+		if (!chunk)
+			return -ENOMEM;
+		atomic_store_explicit(&procwide__shared.chunks[c], chunk, memory_order_release);
 	}
-	free(E.hash);
-	E.hash = nh;
-	E.hcap = ncap;
+	uint32_t cap = E.hcap ? E.hcap : 1024;
+	while (cap < 2 * n)
+		cap *= 2;
+	if (cap != E.hcap) {
+		uint32_t *nh = calloc(cap, sizeof *nh);
+		if (!nh)
+			return -ENOMEM;
+		free(E.hash);
+		E.hash = nh;
+		E.hcap = cap;
+	}
+	E.reserved = n;
 	return 0;
 }
 
@@ -113,30 +127,18 @@ static uint32_t find_tid(pid_t tid, uint32_t *pos)
 
 static int new_slot(pid_t tid, uint32_t *out)
 {
-	if (E.nused >= PW_MAX_CHUNKS * PW_CHUNK_SLOTS)
-		return -ENOMEM;
-	if ((E.nused + 1) * 2 > E.hcap) {
-		int e = grow_hash();
-		if (e)
-			return e;
-	}
+	if (E.nused >= E.reserved)
+		return -ENOSPC; /* more threads than reserved: start again */
 	uint32_t pos;
 	if (find_tid(tid, &pos) != UINT32_MAX)
 		return -EEXIST;
 	uint32_t idx = E.nused;
-	uint32_t chunk = idx >> PW_CHUNK_SHIFT;
-	if (!atomic_load_explicit(&pw_shared.chunks[chunk], memory_order_relaxed)) {
-		struct pw_slot *c = calloc(PW_CHUNK_SLOTS, sizeof *c);
-		if (!c)
-			return -ENOMEM;
-		atomic_store_explicit(&pw_shared.chunks[chunk], c, memory_order_release);
-	}
 	struct pw_slot *s = pw_slot_at(idx);
 	atomic_store_explicit(&s->word, pw_word(E.gen, PW_S_FREE), memory_order_relaxed);
 	atomic_store_explicit(&s->tid, tid, memory_order_relaxed);
 	s->result = 0;
-	if (idx + 1 > atomic_load_explicit(&pw_shared.nslots, memory_order_relaxed))
-		atomic_store_explicit(&pw_shared.nslots, idx + 1, memory_order_release);
+	if (idx + 1 > atomic_load_explicit(&procwide__shared.nslots, memory_order_relaxed))
+		atomic_store_explicit(&procwide__shared.nslots, idx + 1, memory_order_release);
 	E.hash[pos] = idx + 1;
 	E.nused++;
 	*out = idx;
@@ -155,12 +157,12 @@ static long send_signal(uint32_t idx)
 	si.si_signo = E.signo;
 	si.si_code = SI_QUEUE;
 	si.si_errno = (int)E.gen;
-	si.si_pid = pw_shared.pid;
+	si.si_pid = procwide__shared.pid;
 	si.si_uid = E.uid;
 	si.si_value.sival_ptr =
-		(void *)(uintptr_t)((pw_shared.secret << PW_INDEX_BITS) | idx);
+		(void *)(uintptr_t)((procwide__shared.secret << PW_INDEX_BITS) | idx);
 	slot_set(idx, PW_S_SENT);
-	return pw_sys6(SYS_rt_tgsigqueueinfo, pw_shared.pid, slot_tid(idx), E.signo,
+	return pw_sys6(SYS_rt_tgsigqueueinfo, procwide__shared.pid, slot_tid(idx), E.signo,
 		       (long)&si, 0, 0);
 }
 
@@ -195,13 +197,13 @@ static int on_tid(pid_t tid, void *ctx)
 	if (e)
 		return e;
 	E.nnew++;
-	if (tid == pw_shared.caller_tid) {
+	if (tid == procwide__shared.caller_tid) {
 		slot_set(idx, PW_S_CALLER);
 		return 0;
 	}
 	/* A main thread that called pthread_exit stays listed as a zombie
 	 * for as long as the process lives; it never runs code again. */
-	if (tid == pw_shared.pid && pw_task_state(tid) == 'Z') {
+	if (tid == procwide__shared.pid && procwide__task_state(tid) == 'Z') {
 		slot_set(idx, PW_S_ZOMBIE);
 		E.nzombie++;
 		return 0;
@@ -211,7 +213,7 @@ static int on_tid(pid_t tid, void *ctx)
 
 static void publish_want(void)
 {
-	atomic_store(&pw_shared.want, E.nsent);
+	atomic_store(&procwide__shared.want, E.nsent);
 }
 
 /* One pass over the threads that have not arrived: drop those that exited
@@ -230,8 +232,8 @@ static int check_laggards(void)
 		if (st != PW_S_SENT)
 			continue;
 		pid_t tid = slot_tid(i);
-		bool gone = pw_tgkill(pw_shared.pid, tid, 0) == -ESRCH;
-		char state = gone ? 0 : pw_task_state(tid);
+		bool gone = pw_tgkill(procwide__shared.pid, tid, 0) == -ESRCH;
+		char state = gone ? 0 : procwide__task_state(tid);
 		if (!gone && state != 'Z' && state != 'X')
 			continue;
 		/* The compare-and-swap loses only to an arrival, and a thread
@@ -250,51 +252,61 @@ static int check_laggards(void)
 static int sweep(void)
 {
 	E.nnew = 0;
-	atomic_store(&pw_shared.want, UINT32_MAX); /* no wake-ups while sending */
-	int e = pw_taskdir_sweep(on_tid, NULL);
+	atomic_store(&procwide__shared.want, UINT32_MAX); /* no wake-ups while sending */
+	int e = procwide__taskdir_sweep(on_tid, NULL);
 	publish_want();
 	return e;
 }
 
+/* An attempt that made no progress for this long while some thread was
+ * still alive but not parked is given up (nothing has changed yet) and
+ * started again; the limit doubles with each attempt. */
+#define PW_FIRST_STALL_NS 4000000ull
+
 /* Waits until every thread signalled so far has arrived or is known gone.
- * 0, -ETIMEDOUT at the deadline, or another -errno. */
-static int wait_arrivals(uint64_t deadline)
+ * 0; -ETIMEDOUT at the deadline; -EAGAIN when the attempt stalled; or
+ * another -errno. */
+static int wait_arrivals(uint64_t deadline, uint64_t stall_ns)
 {
 	uint64_t slice = 1000000; /* 1 ms, doubling while nothing moves */
-	uint32_t seen = atomic_load(&pw_shared.arrived);
+	uint32_t seen = atomic_load(&procwide__shared.arrived);
+	uint64_t last_progress = now_ns();
 	for (;;) {
-		uint32_t a = atomic_load(&pw_shared.arrived);
-		if (a >= atomic_load(&pw_shared.want) && E.nunsent == 0)
+		uint32_t a = atomic_load(&procwide__shared.arrived);
+		if (a >= atomic_load(&procwide__shared.want) && E.nunsent == 0)
 			return 0;
 		uint64_t t = now_ns();
 		if (t >= deadline)
 			return -ETIMEDOUT;
 		uint64_t wait = deadline - t < slice ? deadline - t : slice;
 		struct timespec rel = {(time_t)(wait / 1000000000u), (long)(wait % 1000000000u)};
-		long r = pw_futex_wait(&pw_shared.arrived, a, &rel);
+		long r = pw_futex_wait(&procwide__shared.arrived, a, &rel);
 		if (r != -ETIMEDOUT)
 			continue;
-		uint32_t now_arrived = atomic_load(&pw_shared.arrived);
+		uint32_t now_arrived = atomic_load(&procwide__shared.arrived);
 		if (now_arrived != seen) {
 			/* Progress: threads are answering, only slowly. */
 			seen = now_arrived;
+			last_progress = now_ns();
 			continue;
 		}
 		int e = check_laggards();
 		if (e)
 			return e;
+		if (now_ns() - last_progress >= stall_ns)
+			return -EAGAIN;
 		if (slice < 64000000)
 			slice *= 2;
 	}
 }
 
-static int gather(uint64_t deadline)
+static int gather(uint64_t deadline, uint64_t stall_ns)
 {
 	for (unsigned round = 0;; round++) {
 		int e = sweep();
 		if (e)
 			return e;
-		e = wait_arrivals(deadline);
+		e = wait_arrivals(deadline, stall_ns);
 		if (e)
 			return e;
 		/* Everyone known is parked or gone.  Parked threads create
@@ -305,13 +317,13 @@ static int gather(uint64_t deadline)
 			return e;
 		if (E.nnew)
 			continue;
-		e = wait_arrivals(deadline);
+		e = wait_arrivals(deadline, stall_ns);
 		if (e)
 			return e;
-		long count = pw_taskdir_count();
+		long count = procwide__taskdir_count();
 		if (count < 0)
 			return (int)count;
-		long present = (long)atomic_load(&pw_shared.arrived) + 1 + E.nzombie;
+		long present = (long)atomic_load(&procwide__shared.arrived) + 1 + E.nzombie;
 		if (count == present)
 			return 0;
 		/* More: readdir skipped a live thread while others exited, or a
@@ -323,6 +335,20 @@ static int gather(uint64_t deadline)
 		if (round > 2)
 			sched_yield();
 	}
+}
+
+/* Starts an attempt at a gather with a fresh generation: every slot of an
+ * earlier call or attempt becomes stale, and a late signal from one finds
+ * its compare-and-swap failing. */
+static void start_attempt(void)
+{
+	if (++E.gen == 0)
+		E.gen = 1;
+	E.nused = E.nsent = E.nunsent = E.nzombie = 0;
+	memset(E.hash, 0, E.hcap * sizeof *E.hash);
+	atomic_store(&procwide__shared.arrived, 0);
+	atomic_store(&procwide__shared.remaining, 0);
+	atomic_store(&procwide__shared.phase, PW_GATHER);
 }
 
 /* ---- phases 2 and 3 ----------------------------------------------------------- */
@@ -339,13 +365,13 @@ static int release(enum pw_phase ph, uint64_t deadline)
 			continue;
 		parked += slot_state(i) == PW_S_ARRIVED;
 	}
-	atomic_store(&pw_shared.remaining, parked);
-	atomic_store_explicit(&pw_shared.phase, ph, memory_order_release);
-	pw_futex_wake(&pw_shared.phase, INT_MAX);
+	atomic_store(&procwide__shared.remaining, parked);
+	atomic_store_explicit(&procwide__shared.phase, ph, memory_order_release);
+	pw_futex_wake(&procwide__shared.phase, INT_MAX);
 
 	uint64_t slice = 1000000;
 	for (;;) {
-		uint32_t left = atomic_load(&pw_shared.remaining);
+		uint32_t left = atomic_load(&procwide__shared.remaining);
 		if (left == 0)
 			return 0;
 		uint64_t t = now_ns();
@@ -353,16 +379,16 @@ static int release(enum pw_phase ph, uint64_t deadline)
 			return -ETIMEDOUT;
 		uint64_t wait = deadline - t < slice ? deadline - t : slice;
 		struct timespec rel = {(time_t)(wait / 1000000000u), (long)(wait % 1000000000u)};
-		if (pw_futex_wait(&pw_shared.remaining, left, &rel) != -ETIMEDOUT)
+		if (pw_futex_wait(&procwide__shared.remaining, left, &rel) != -ETIMEDOUT)
 			continue;
 		/* A parked thread can still end (a pthread_cancel acting
 		 * through a libc signal that nests in our handler): it will
 		 * never count itself out. */
 		for (uint32_t i = 0; i < E.nused; i++) {
 			if (slot_state(i) == PW_S_ARRIVED &&
-			    pw_tgkill(pw_shared.pid, slot_tid(i), 0) == -ESRCH &&
+			    pw_tgkill(procwide__shared.pid, slot_tid(i), 0) == -ESRCH &&
 			    slot_cas(i, PW_S_ARRIVED, PW_S_GONE))
-				atomic_fetch_sub(&pw_shared.remaining, 1);
+				atomic_fetch_sub(&procwide__shared.remaining, 1);
 		}
 		if (slice < 64000000)
 			slice *= 2;
@@ -378,13 +404,13 @@ static int thread_status(uint32_t idx, bool aborted_by_deadline, long *result, i
 	*path = PROCWIDE_PATH_NONE;
 	switch (slot_state(idx)) {
 	case PW_S_CALLER:
-		*result = pw_shared.expected;
+		*result = procwide__shared.expected;
 		*path = PROCWIDE_PATH_SELF;
 		return PROCWIDE_THREAD_CALLER;
 	case PW_S_DONE:
 		*result = s->result;
 		*path = PROCWIDE_PATH_SIGNAL;
-		return s->result == pw_shared.expected ? PROCWIDE_THREAD_OK
+		return s->result == procwide__shared.expected ? PROCWIDE_THREAD_OK
 						      : PROCWIDE_THREAD_MISMATCH;
 	case PW_S_RELEASED:
 		*path = PROCWIDE_PATH_SIGNAL;
@@ -398,7 +424,7 @@ static int thread_status(uint32_t idx, bool aborted_by_deadline, long *result, i
 	case PW_S_CANCELLED:
 		if (!aborted_by_deadline)
 			return PROCWIDE_THREAD_NOT_RUN;
-		return pw_task_blocks(slot_tid(idx), E.signo) == 1 ? PROCWIDE_THREAD_BLOCKED
+		return procwide__task_blocks(slot_tid(idx), E.signo) == 1 ? PROCWIDE_THREAD_BLOCKED
 								 : PROCWIDE_THREAD_NO_ANSWER;
 	default:
 		return PROCWIDE_THREAD_NOT_RUN;
@@ -409,7 +435,7 @@ static void describe_unreachable(struct pw_result *res, pid_t tid, int status,
 				 unsigned deadline_ms)
 {
 	char name[32];
-	pw_task_name(tid, name, sizeof name);
+	procwide__task_name(tid, name, sizeof name);
 	const char *why = status == PROCWIDE_THREAD_BLOCKED ? "blocks procwide's signal"
 			  : status == PROCWIDE_THREAD_QUEUE_FULL
 				  ? "could not be signalled (signal queue full: RLIMIT_SIGPENDING)"
@@ -451,12 +477,25 @@ static void build_report(const struct pw_request *req, struct pw_result *res,
 		describe_unreachable(res, first_unreachable, first_status, req->deadline_ms);
 }
 
-static int alloc_threads(const struct pw_request *req, struct pw_result *res)
+/* Reserves room for the threads the kernel counts now, with margin for
+ * those created during the call, and the report's thread list, before any
+ * thread is parked. */
+static int prepare(const struct pw_request *req, struct pw_result *res, uint32_t at_least)
 {
-	if (!req->want_threads || !E.nused)
-		return 0;
-	res->threads = calloc(E.nused, sizeof *res->threads);
-	return res->threads ? 0 : -ENOMEM;
+	long count = procwide__taskdir_count();
+	if (count < 0)
+		return (int)count;
+	uint32_t n = (uint32_t)count + (uint32_t)count / 2 + 64;
+	if (n < at_least)
+		n = at_least;
+	int e = reserve(n);
+	if (e || !req->want_threads)
+		return e;
+	struct procwide_thread *t = realloc(res->threads, E.reserved * sizeof *t);
+	if (!t)
+		return -ENOMEM;
+	res->threads = t;
+	return 0;
 }
 
 /* In kill mode the differing thread kills the process from the handler;
@@ -466,9 +505,9 @@ static void kill_if_mismatch(const struct pw_request *req)
 	if (!req->kill_on_mismatch)
 		return;
 	for (uint32_t i = 0; i < E.nused; i++)
-		if (slot_state(i) == PW_S_DONE && pw_slot_at(i)->result != pw_shared.expected)
-			pw_die_mismatch(slot_tid(i), pw_slot_at(i)->result,
-					pw_shared.caller_tid, pw_shared.expected);
+		if (slot_state(i) == PW_S_DONE && pw_slot_at(i)->result != procwide__shared.expected)
+			procwide__die_mismatch(slot_tid(i), pw_slot_at(i)->result,
+					procwide__shared.caller_tid, procwide__shared.expected);
 }
 
 /* ---- the call ------------------------------------------------------------------ */
@@ -504,7 +543,7 @@ static void fail(struct pw_result *res, int ret, int outcome, const char *msg)
 		snprintf(res->message, sizeof res->message, "%s", msg);
 }
 
-void pw_engine_run(const struct pw_request *req, struct pw_result *res)
+void procwide__engine_run(const struct pw_request *req, struct pw_result *res)
 {
 	uint64_t t0 = now_ns();
 	memset(res, 0, sizeof *res);
@@ -514,20 +553,20 @@ void pw_engine_run(const struct pw_request *req, struct pw_result *res)
 		return;
 	}
 	pid_t pid = pw_getpid(), tid = pw_gettid();
-	int e = pw_lock(pid, tid);
+	int e = procwide__lock(pid, tid);
 	if (e) {
 		fail(res, e, PROCWIDE_OUTCOME_REFUSED,
 		     "procwide called from a signal handler that interrupted a procwide call in the same thread");
 		return;
 	}
-	e = pw_taskdir_ensure(pid);
+	e = procwide__taskdir_ensure(pid);
 	if (e) {
 		fail(res, e, PROCWIDE_OUTCOME_REFUSED,
 		     e == -ENOENT ? "cannot open /proc/self/task: is /proc mounted?"
 				  : "cannot open /proc/self/task (a sandbox may forbid it: procwide opens it at load time, not after a fork)");
 		goto out;
 	}
-	int sig = pw_signal_ensure(req->signo);
+	int sig = procwide__signal_ensure(req->signo);
 	if (sig < 0) {
 		fail(res, sig, PROCWIDE_OUTCOME_REFUSED,
 		     sig == -EINVAL ? "the requested signal is not a real-time signal procwide may use (35..SIGRTMAX)"
@@ -535,36 +574,45 @@ void pw_engine_run(const struct pw_request *req, struct pw_result *res)
 		goto out;
 	}
 
-	/* A fresh generation: every slot of an earlier call becomes stale. */
-	if (++E.gen == 0)
-		E.gen = 1;
-	E.nused = E.nsent = E.nunsent = E.nzombie = 0;
 	E.signo = res->signo = sig;
 	E.uid = getuid();
-	if (E.hcap)
-		memset(E.hash, 0, E.hcap * sizeof *E.hash);
-	else if ((e = grow_hash()) != 0) {
-		fail(res, e, PROCWIDE_OUTCOME_REFUSED, "out of memory");
-		goto out;
-	}
-	pw_shared.pid = pid;
-	pw_shared.caller_tid = tid;
-	pw_shared.nr = req->call.nr;
-	memcpy(pw_shared.args, req->call.args, sizeof pw_shared.args);
-	pw_shared.kill_on_mismatch = req->kill_on_mismatch;
-	pw_shared.expected = 0;
-	atomic_store(&pw_shared.arrived, 0);
-	atomic_store(&pw_shared.remaining, 0);
-	atomic_store(&pw_shared.phase, PW_GATHER);
+	procwide__shared.pid = pid;
+	procwide__shared.caller_tid = tid;
+	procwide__shared.nr = req->call.nr;
+	memcpy(procwide__shared.args, req->call.args, sizeof procwide__shared.args);
+	procwide__shared.kill_on_mismatch = req->kill_on_mismatch;
+	procwide__shared.expected = 0;
+	E.nused = 0; /* nothing to release until an attempt starts */
 
 	uint64_t deadline = t0 + (uint64_t)req->deadline_ms * 1000000u;
-	e = gather(deadline);
-	if (!e && alloc_threads(req, res) != 0)
-		e = -ENOMEM;
+	uint64_t stall = PW_FIRST_STALL_NS;
+	uint32_t room = 0;
+	for (;;) {
+		e = prepare(req, res, room);
+		if (e)
+			break;
+		start_attempt();
+		e = gather(deadline, stall);
+		if (e == -ENOSPC) {
+			/* Threads multiplied during the gather. */
+			release(PW_ABORT, UINT64_MAX);
+			room = E.reserved * 2;
+			continue;
+		}
+		if (e != -EAGAIN)
+			break;
+		/* A thread that blocks the signal may be waiting for one that
+		 * is parked: musl's pthread_create and pthread_exit wait for
+		 * the thread-list lock with every application signal blocked,
+		 * and the lock's hand-over wakes one waiter, which may be a
+		 * joiner that procwide has parked.  Nothing has changed yet:
+		 * let everyone run, then try again with more patience. */
+		release(PW_ABORT, UINT64_MAX);
+		stall *= 2;
+		sched_yield();
+	}
 	if (e) {
 		release(PW_ABORT, UINT64_MAX);
-		if (e != -ENOMEM)
-			alloc_threads(req, res);
 		res->ret = e;
 		res->outcome = e == -ETIMEDOUT ? PROCWIDE_OUTCOME_UNREACHABLE
 					       : PROCWIDE_OUTCOME_REFUSED;
@@ -580,7 +628,7 @@ void pw_engine_run(const struct pw_request *req, struct pw_result *res)
 	long r = pw_sys6(req->call.nr, req->call.args[0], req->call.args[1],
 			 req->call.args[2], req->call.args[3], req->call.args[4],
 			 req->call.args[5]);
-	pw_shared.expected = r;
+	procwide__shared.expected = r;
 	res->result = r;
 	if (pw_is_err(r)) {
 		release(PW_ABORT, UINT64_MAX);
@@ -599,7 +647,7 @@ void pw_engine_run(const struct pw_request *req, struct pw_result *res)
 		snprintf(msg, sizeof msg,
 			 "procwide: a thread did not finish the call within %u ms after others had run it; killing the process so that no thread runs half-changed\n",
 			 req->deadline_ms);
-		pw_die(msg);
+		procwide__die(msg);
 	}
 	kill_if_mismatch(req);
 	build_report(req, res, false);
@@ -613,6 +661,6 @@ void pw_engine_run(const struct pw_request *req, struct pw_result *res)
 		res->outcome = PROCWIDE_OUTCOME_OK;
 	}
 out:
-	pw_unlock();
+	procwide__unlock();
 	res->elapsed_ns = now_ns() - t0;
 }

@@ -3,7 +3,7 @@
  * It is a signal handler that may interrupt any code at all, in threads made
  * by any runtime, including raw clone() threads that share their creator's
  * TLS.  So it touches no errno (raw system calls only), no TLS, no allocator
- * and no lock: only pw_shared, through atomics, and futexes.  This file is
+ * and no lock: only procwide__shared, through atomics, and futexes.  This file is
  * built without the stack protector and sanitizers, which read TLS. */
 #include "call.h"
 
@@ -12,7 +12,7 @@
 #include <string.h>
 #include <ucontext.h>
 
-PW_HIDDEN struct pw_shared pw_shared;
+PW_HIDDEN struct procwide__shared procwide__shared;
 
 #ifndef SIG_BLOCK
 #define SIG_BLOCK 0
@@ -32,8 +32,8 @@ static uint64_t sigbit(int sig)
  * disposition, as if procwide's handler were not there. */
 static void chain(int sig, siginfo_t *si, void *uc)
 {
-	void *h = pw_shared.prev_handler;
-	if (sig != pw_shared.signo || h == (void *)SIG_IGN)
+	void *h = procwide__shared.prev_handler;
+	if (sig != procwide__shared.signo || h == (void *)SIG_IGN)
 		return;
 	if (h == (void *)SIG_DFL) {
 		/* The default action of a real-time signal is to end the
@@ -47,22 +47,22 @@ static void chain(int sig, siginfo_t *si, void *uc)
 	}
 	/* Run it under the mask its own sigaction asked for; sigreturn puts
 	 * back the thread's mask when this handler returns. */
-	uint64_t mask = pw_shared.prev_mask;
-	if (!(pw_shared.prev_flags & PW_SA_NODEFER))
+	uint64_t mask = procwide__shared.prev_mask;
+	if (!(procwide__shared.prev_flags & PW_SA_NODEFER))
 		mask |= sigbit(sig);
 	uint64_t cur;
 	memcpy(&cur, &((ucontext_t *)uc)->uc_sigmask, sizeof cur);
 	mask |= cur;
 	pw_rt_sigprocmask(SIG_SETMASK, &mask, NULL);
-	if (pw_shared.prev_flags & PW_SA_SIGINFO)
+	if (procwide__shared.prev_flags & PW_SA_SIGINFO)
 		((void (*)(int, siginfo_t *, void *))h)(sig, si, uc);
 	else
 		((void (*)(int))h)(sig);
 }
 
-void pw_handler(int sig, siginfo_t *si, void *uc)
+void procwide__handler(int sig, siginfo_t *si, void *uc)
 {
-	struct pw_shared *s = &pw_shared;
+	struct procwide__shared *s = &procwide__shared;
 	uint64_t v = (uint64_t)(uintptr_t)si->si_value.sival_ptr;
 
 	if (si->si_code != SI_QUEUE || (v >> PW_INDEX_BITS) != s->secret) {
@@ -104,7 +104,7 @@ void pw_handler(int sig, siginfo_t *si, void *uc)
 		/* Fail closed: a thread that did not get the caller's result
 		 * never returns to application code. */
 		if (r != s->expected && s->kill_on_mismatch)
-			pw_die_mismatch(pw_gettid(), r, s->caller_tid, s->expected);
+			procwide__die_mismatch(pw_gettid(), r, s->caller_tid, s->expected);
 	} else {
 		atomic_store_explicit(&slot->word, pw_word(gen, PW_S_RELEASED),
 				      memory_order_release);
@@ -138,7 +138,7 @@ static size_t put_long(char *b, size_t at, size_t cap, long v)
 	return at;
 }
 
-void pw_die_mismatch(pid_t tid, long got, pid_t caller, long expected)
+void procwide__die_mismatch(pid_t tid, long got, pid_t caller, long expected)
 {
 	char b[200];
 	size_t n = 0, cap = sizeof b - 1;
@@ -152,15 +152,18 @@ void pw_die_mismatch(pid_t tid, long got, pid_t caller, long expected)
 	n = put_long(b, n, cap, expected);
 	n = put_str(b, n, cap, "; killing the process so that no thread runs half-changed\n");
 	b[n] = '\0';
-	pw_die(b);
+	procwide__die(b);
 }
 
-void pw_die(const char *msg)
+void procwide__die(const char *msg)
 {
+	/* Several threads may differ at once: one line, from the first. */
+	static _Atomic int dying;
 	size_t n = 0;
 	while (msg[n])
 		n++;
-	pw_write(2, msg, n);
+	if (atomic_exchange(&dying, 1) == 0)
+		pw_write(2, msg, n);
 	for (;;) {
 		pw_sys3(SYS_kill, pw_getpid(), SIGKILL, 0);
 		pw_sys3(SYS_exit_group, 137, 0, 0);

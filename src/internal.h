@@ -14,28 +14,28 @@
 /* ---- lock.c: one call at a time, per process ------------------------------ */
 /* 0, or -EDEADLK when this thread already holds it (a procwide call from a
  * signal handler that interrupted one). */
-PW_HIDDEN int pw_lock(pid_t pid, pid_t tid);
-PW_HIDDEN void pw_unlock(void);
+PW_HIDDEN int procwide__lock(pid_t pid, pid_t tid);
+PW_HIDDEN void procwide__unlock(void);
 
 /* ---- threads.c: the kernel's list of this process's threads -------------- */
 /* Opens /proc/self/task (again after a fork) and checks that the descriptor
  * is still the one procwide opened; 0 or -errno. */
-PW_HIDDEN int pw_taskdir_ensure(pid_t pid);
+PW_HIDDEN int procwide__taskdir_ensure(pid_t pid);
 /* Calls fn for every tid listed; 0, or -errno (from the directory or fn). */
-PW_HIDDEN int pw_taskdir_sweep(int (*fn)(pid_t tid, void *ctx), void *ctx);
+PW_HIDDEN int procwide__taskdir_sweep(int (*fn)(pid_t tid, void *ctx), void *ctx);
 /* Threads the kernel counts now (st_nlink - 2), or -errno. */
-PW_HIDDEN long pw_taskdir_count(void);
+PW_HIDDEN long procwide__taskdir_count(void);
 /* The state letter of a thread ('R', 'S', 'Z', ...), 0 if unknown. */
-PW_HIDDEN char pw_task_state(pid_t tid);
+PW_HIDDEN char procwide__task_state(pid_t tid);
 /* 1 if the thread blocks sig now, 0 if not, -1 if unknown. */
-PW_HIDDEN int pw_task_blocks(pid_t tid, int sig);
+PW_HIDDEN int procwide__task_blocks(pid_t tid, int sig);
 /* The thread's name into buf ("?" if unknown). */
-PW_HIDDEN void pw_task_name(pid_t tid, char *buf, size_t size);
+PW_HIDDEN void procwide__task_name(pid_t tid, char *buf, size_t size);
 
 /* ---- signal_setup.c: the signal procwide uses ----------------------------- */
 /* Makes sure procwide's handler is installed on a usable real-time signal
  * (`requested`, or one chosen at runtime when 0); returns it, or -errno. */
-PW_HIDDEN int pw_signal_ensure(int requested);
+PW_HIDDEN int procwide__signal_ensure(int requested);
 
 /* ---- engine.c -------------------------------------------------------------- */
 struct pw_result {
@@ -58,6 +58,6 @@ struct pw_request {
 	bool want_threads;
 };
 
-PW_HIDDEN void pw_engine_run(const struct pw_request *req, struct pw_result *res);
+PW_HIDDEN void procwide__engine_run(const struct pw_request *req, struct pw_result *res);
 
 #endif

@@ -19,7 +19,7 @@
 static _Atomic uint32_t lock_word;
 static _Atomic pid_t owner_tid;
 
-int pw_lock(pid_t pid, pid_t tid)
+int procwide__lock(pid_t pid, pid_t tid)
 {
 	uint32_t mine = (uint32_t)pid;
 	uint32_t w = 0;
@@ -51,7 +51,7 @@ taken:
 	return 0;
 }
 
-void pw_unlock(void)
+void procwide__unlock(void)
 {
 	atomic_store(&owner_tid, 0);
 	if (atomic_exchange(&lock_word, 0) & WAITERS)

@@ -31,12 +31,12 @@ static bool is_ours(int sig)
 	struct pw_ksigaction cur;
 	if (pw_is_err(pw_rt_sigaction(sig, NULL, &cur)))
 		return false;
-	return cur.handler == (void *)pw_handler;
+	return cur.handler == (void *)procwide__handler;
 }
 
 static void make_secret(void)
 {
-	if (pw_shared.secret)
+	if (procwide__shared.secret)
 		return;
 	uint64_t r = 0;
 	/* getrandom can fail only on a kernel without it (< 3.17) or a
@@ -46,14 +46,14 @@ static void make_secret(void)
 	if (getrandom(&r, sizeof r, GRND_NONBLOCK) != (ssize_t)sizeof r)
 		r = (uint64_t)(uintptr_t)&r * 0x9e3779b97f4a7c15ULL ^ (uint64_t)getpid();
 	r &= (1ULL << (64 - PW_INDEX_BITS)) - 1;
-	pw_shared.secret = r ? r : 1;
+	procwide__shared.secret = r ? r : 1;
 }
 
 static int install(int sig)
 {
 	struct sigaction prev, act;
 	memset(&act, 0, sizeof act);
-	act.sa_sigaction = pw_handler;
+	act.sa_sigaction = procwide__handler;
 	/* SA_ONSTACK: Go and other runtimes require it of every handler on
 	 * threads with small stacks.  SA_RESTART: an interrupted system call
 	 * restarts where the kernel allows it.  The libc's sigfillset leaves
@@ -65,18 +65,18 @@ static int install(int sig)
 		if (sigaction(sig, NULL, &prev) != 0)
 			return -errno;
 		/* Publish what to chain to before the handler can run. */
-		pw_shared.prev_handler = (prev.sa_flags & SA_SIGINFO)
+		procwide__shared.prev_handler = (prev.sa_flags & SA_SIGINFO)
 						 ? (void *)prev.sa_sigaction
 						 : (void *)prev.sa_handler;
-		pw_shared.prev_flags = (unsigned long)prev.sa_flags;
-		memcpy(&pw_shared.prev_mask, &prev.sa_mask, sizeof pw_shared.prev_mask);
-		pw_shared.signo = sig;
+		procwide__shared.prev_flags = (unsigned long)prev.sa_flags;
+		memcpy(&procwide__shared.prev_mask, &prev.sa_mask, sizeof procwide__shared.prev_mask);
+		procwide__shared.signo = sig;
 		struct sigaction seen;
 		if (sigaction(sig, &act, &seen) != 0)
 			return -errno;
 		void *seen_h = (seen.sa_flags & SA_SIGINFO) ? (void *)seen.sa_sigaction
 							    : (void *)seen.sa_handler;
-		if (seen_h == pw_shared.prev_handler && seen.sa_flags == prev.sa_flags)
+		if (seen_h == procwide__shared.prev_handler && seen.sa_flags == prev.sa_flags)
 			return sig;
 		/* Another thread changed it in between: put theirs back. */
 		sigaction(sig, &seen, NULL);
@@ -84,19 +84,19 @@ static int install(int sig)
 	return -EAGAIN;
 }
 
-int pw_signal_ensure(int requested)
+int procwide__signal_ensure(int requested)
 {
 	make_secret();
 	if (requested) {
 		if (requested < lowest_signal() || requested > SIGRTMAX)
 			return -EINVAL;
-		if (pw_shared.signo == requested && is_ours(requested))
+		if (procwide__shared.signo == requested && is_ours(requested))
 			return requested;
 		return install(requested);
 	}
-	if (pw_shared.signo && is_ours(pw_shared.signo))
-		return pw_shared.signo;
-	int taken = pw_shared.signo;
+	if (procwide__shared.signo && is_ours(procwide__shared.signo))
+		return procwide__shared.signo;
+	int taken = procwide__shared.signo;
 	for (int pass = 0; pass < 2; pass++) {
 		for (int sig = SIGRTMAX; sig >= lowest_signal(); sig--) {
 			struct pw_ksigaction cur;

@@ -86,7 +86,7 @@ __attribute__((constructor)) static void pw_threads_init(void)
 	open_taskdir(getpid());
 }
 
-int pw_taskdir_ensure(pid_t pid)
+int procwide__taskdir_ensure(pid_t pid)
 {
 	if (taskdir.pid == pid && still_ours(&taskdir.dir))
 		return 0;
@@ -96,7 +96,7 @@ int pw_taskdir_ensure(pid_t pid)
 	return e == -EACCES || e == -EPERM ? -EACCES : e;
 }
 
-int pw_taskdir_sweep(int (*fn)(pid_t tid, void *ctx), void *ctx)
+int procwide__taskdir_sweep(int (*fn)(pid_t tid, void *ctx), void *ctx)
 {
 	/* 16 KiB holds about 700 entries: a few system calls even for
 	 * thousands of threads, and small enough for any stack. */
@@ -127,7 +127,7 @@ int pw_taskdir_sweep(int (*fn)(pid_t tid, void *ctx), void *ctx)
 	}
 }
 
-long pw_taskdir_count(void)
+long procwide__taskdir_count(void)
 {
 	/* proc computes a task directory's link count at each stat: 2 plus
 	 * the thread group's current number of threads. */
@@ -155,7 +155,7 @@ static ssize_t read_task_file(pid_t tid, const char *file, char *buf, size_t siz
 	return n;
 }
 
-char pw_task_state(pid_t tid)
+char procwide__task_state(pid_t tid)
 {
 	char buf[512];
 	ssize_t n = -1;
@@ -172,7 +172,7 @@ char pw_task_state(pid_t tid)
 	return p && p[1] == ' ' ? p[2] : 0;
 }
 
-int pw_task_blocks(pid_t tid, int sig)
+int procwide__task_blocks(pid_t tid, int sig)
 {
 	char buf[4096];
 	if (read_task_file(tid, "status", buf, sizeof buf) < 0)
@@ -184,7 +184,7 @@ int pw_task_blocks(pid_t tid, int sig)
 	return (int)((mask >> (sig - 1)) & 1);
 }
 
-void pw_task_name(pid_t tid, char *buf, size_t size)
+void procwide__task_name(pid_t tid, char *buf, size_t size)
 {
 	char tmp[64];
 	if (read_task_file(tid, "comm", tmp, sizeof tmp) < 0) {
