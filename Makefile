@@ -60,6 +60,7 @@ LDLIBS_EXTRA := -lpthread
 
 # Feature fragments (mk/*.mk) add their own targets, and their checks to
 # CHECK_EXTRA, without touching the rules here.
+.DEFAULT_GOAL := all
 CHECK_EXTRA :=
 include $(sort $(wildcard mk/*.mk))
 
@@ -94,12 +95,13 @@ $(BUILD)/procwide.pc: procwide.pc.in
 tools: lib $(if $(TOOL_SRC),$(BUILD)/procwide)
 
 $(BUILD)/procwide: $(TOOL_SRC) $(wildcard tools/*.h) $(BUILD)/libprocwide.a
-	$(CC) $(BASE_CFLAGS) $(SANFLAGS) -Itools -o $@ $(TOOL_SRC) $(BUILD)/libprocwide.a $(LDLIBS_EXTRA)
+	$(CC) $(BASE_CFLAGS) $(SANFLAGS) -Itools -o $@ $(TOOL_SRC) $(BUILD)/libprocwide.a \
+		$(if $(filter 1,$(STATIC)),-static) $(LDLIBS_EXTRA)
 
 # ---- examples and demo -------------------------------------------------------
 examples: $(EXAMPLE_BIN)
 
-$(BUILD)/examples/%: examples/%.c lib
+$(BUILD)/examples/%: examples/%.c $(BUILD)/libprocwide.so $(BUILD)/libprocwide.a
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) $(SANFLAGS) -o $@ $< $(LINK_PROCWIDE) $(LDLIBS_EXTRA)
 
@@ -113,7 +115,7 @@ $(BUILD)/tests/harness.o: tests/harness.c tests/harness.h
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) $(SANFLAGS) -Itests -c $< -o $@
 
-$(BUILD)/tests/test_%: tests/test_%.c tests/harness.h $(BUILD)/tests/harness.o lib
+$(BUILD)/tests/test_%: tests/test_%.c tests/harness.h $(BUILD)/tests/harness.o $(BUILD)/libprocwide.so $(BUILD)/libprocwide.a
 	$(CC) $(BASE_CFLAGS) $(SANFLAGS) -Itests -o $@ $< $(BUILD)/tests/harness.o \
 		$(LINK_PROCWIDE) $(LDLIBS_EXTRA)
 

@@ -106,12 +106,15 @@ static int run_case(size_t idx, const struct pw_case *c)
 		struct timespec ts = {0, 2000000};
 		nanosleep(&ts, NULL);
 	}
+	/* End anything the case left in its group first: a forked child
+	 * still holding the pipe would otherwise block the read below. */
+	kill(-pid, SIGKILL);
 	char reason[256] = "";
+	int fl = fcntl(pfd[0], F_GETFL);
+	fcntl(pfd[0], F_SETFL, fl | O_NONBLOCK);
 	ssize_t n = read(pfd[0], reason, sizeof reason - 1);
 	reason[n > 0 ? n : 0] = '\0';
 	close(pfd[0]);
-	/* Reap anything the case left in its group. */
-	kill(-pid, SIGKILL);
 
 	if (timed_out) {
 		printf("not ok %zu %s # timed out after %u s\n", idx, c->name, limit);
@@ -188,7 +191,7 @@ static bool read_file(const char *path, char *buf, size_t sz)
 
 bool pw_task_status(pid_t tid, const char *field, char *out, size_t outsz)
 {
-	char path[64], buf[4096];
+	char path[64], buf[16384];
 	snprintf(path, sizeof path, "/proc/self/task/%d/status", (int)tid);
 	if (!read_file(path, buf, sizeof buf))
 		return false;
