@@ -170,6 +170,107 @@ PROCWIDE_API const char *procwide_thread_status_name(int status);
  */
 PROCWIDE_API const char *procwide_last_error(void);
 
+/* ---- audit ---- */
+/*
+ * Per-thread security audit: reads what /proc/PID/task/TID/{status,comm,stat}
+ * shows for every thread of a process and finds the fields where threads
+ * disagree.  It only reads /proc: it changes nothing and stops no thread.
+ */
+
+/* The per-thread fields that are compared across threads. */
+enum procwide_audit_field {
+	PROCWIDE_AUDIT_NO_NEW_PRIVS = 0,	/* NoNewPrivs */
+	PROCWIDE_AUDIT_SECCOMP = 1,		/* Seccomp (the mode) */
+	PROCWIDE_AUDIT_SECCOMP_FILTERS = 2,	/* Seccomp_filters */
+	PROCWIDE_AUDIT_UID = 3,			/* Uid, all four together */
+	PROCWIDE_AUDIT_GID = 4,			/* Gid, all four together */
+	PROCWIDE_AUDIT_GROUPS = 5,		/* Groups, in the listed order */
+	PROCWIDE_AUDIT_CAP_EFF = 6,
+	PROCWIDE_AUDIT_CAP_PRM = 7,
+	PROCWIDE_AUDIT_CAP_INH = 8,
+	PROCWIDE_AUDIT_CAP_BND = 9,
+	PROCWIDE_AUDIT_CAP_AMB = 10,
+	PROCWIDE_AUDIT_SPEC_STORE_BYPASS = 11,	  /* Speculation_Store_Bypass */
+	PROCWIDE_AUDIT_SPEC_INDIRECT_BRANCH = 12, /* SpeculationIndirectBranch */
+	PROCWIDE_AUDIT_NFIELDS = 13 /* in this header; later versions append */
+};
+
+/*
+ * One thread.  The library allocates these and may append fields in later
+ * versions: use them through the pointer procwide_audit_thread() returns,
+ * never by value or with sizeof; `size` is the size the library filled in.
+ */
+struct procwide_audit_thread {
+	size_t size;
+	pid_t tid;
+	char state;		/* from stat: 'R', 'S', 'D', 'T', 'Z', ... */
+	char name[64];		/* comm, NUL-terminated, bytes as the kernel has them */
+	uint32_t present;	/* bit (1u << field) set for each field this kernel
+				   shows; an absent field reads as 0 or "" */
+	int no_new_privs;	/* 0 or 1 */
+	int seccomp;		/* 0 disabled, 1 strict, 2 filter */
+	int seccomp_filters;	/* number of attached filters */
+	uid_t uid[4];		/* real, effective, saved set, filesystem */
+	gid_t gid[4];
+	size_t ngroups;
+	const gid_t *groups;	/* supplementary groups */
+	uint64_t cap_eff, cap_prm, cap_inh, cap_bnd, cap_amb;
+	char spec_store_bypass[64];	/* e.g. "thread force mitigated" */
+	char spec_indirect_branch[64];	/* e.g. "conditional enabled" */
+};
+
+struct procwide_audit; /* opaque */
+
+/*
+ * Audit every thread of process `pid` (0: the calling process; a thread ID
+ * audits the process that thread belongs to).  On success *out holds the
+ * result, to be released with procwide_audit_free(), and 0 is returned.
+ * A thread that exits during the audit is left out; the thread list is
+ * re-read until it is consistent, so that no live thread is missing.
+ * Errors (nothing is allocated, *out is left alone):
+ *   -EINVAL  pid < 0, or out is NULL
+ *   -ESRCH   no such process (or it exited during the audit)
+ *   -EPERM, -EACCES  /proc denies access (e.g. mounted with hidepid=1)
+ *   -ENOENT  /proc is not mounted
+ *   -EAGAIN  the thread list kept changing; nothing consistent was read
+ *   -EIO     /proc showed something this library cannot parse
+ *   -ENOMEM, -EMFILE, -ENFILE, and other errors of open(2) and read(2)
+ */
+PROCWIDE_API int procwide_audit(pid_t pid, struct procwide_audit **out);
+
+/* Release a result; NULL is allowed. */
+PROCWIDE_API void procwide_audit_free(struct procwide_audit *audit);
+
+/* The process ID audited (the thread group ID). */
+PROCWIDE_API pid_t procwide_audit_pid(const struct procwide_audit *audit);
+
+/* Number of threads, at least 1. */
+PROCWIDE_API size_t procwide_audit_nthreads(const struct procwide_audit *audit);
+
+/* Thread i (0 <= i < nthreads, in ascending TID order), or NULL. */
+PROCWIDE_API const struct procwide_audit_thread *
+procwide_audit_thread(const struct procwide_audit *audit, size_t i);
+
+/* A static name for a field ("no_new_privs", "cap_bnd",
+ * "speculation.store_bypass", ...), or NULL for an unknown field. */
+PROCWIDE_API const char *procwide_audit_field_name(int field);
+
+/*
+ * Divergence.  For each field the threads are partitioned by value; a field
+ * the kernel does not show counts as one value of its own.  Class 0 is the
+ * majority value (on a tie: the class of the main thread, tid == pid, if it
+ * is tied, else the one seen first); classes 1, 2, ... are the other values
+ * in ascending order of their first thread.
+ */
+/* Number of distinct values of `field` (1 when uniform), 0 if unknown. */
+PROCWIDE_API size_t procwide_audit_nvalues(const struct procwide_audit *audit,
+					   int field);
+/* The class of thread i's value, or -EINVAL for an unknown field or i. */
+PROCWIDE_API int procwide_audit_value_class(const struct procwide_audit *audit,
+					    int field, size_t i);
+/* Number of fields with more than one value: 0 when every thread agrees. */
+PROCWIDE_API size_t procwide_audit_ndivergent(const struct procwide_audit *audit);
+
 #ifdef __cplusplus
 }
 #endif
