@@ -39,7 +39,7 @@ LIB_CFLAGS  := $(BASE_CFLAGS) -fPIC -fvisibility=hidden
 INTHREAD_CFLAGS := -fno-stack-protector -fno-sanitize=all
 
 LIB_SRC	:= $(sort $(wildcard src/*.c))
-INTHREAD_SRC := src/handler.c
+INTHREAD_SRC := src/handler.c src/inject_helper.c
 LIB_OBJ	:= $(patsubst src/%.c,$(BUILD)/obj/%.o,$(LIB_SRC))
 LIB_HDR	:= include/procwide.h $(wildcard src/*.h src/arch/*/*.h)
 

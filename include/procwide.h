@@ -46,10 +46,14 @@ extern "C" {
  * the caller's, one line naming the thread and both results is written to
  * stderr and the whole process is killed with SIGKILL.
  *
- * If a thread cannot be reached before PROCWIDE_DEFAULT_DEADLINE_MS (it
- * blocks procwide's signal, or never answers), nothing has changed in any
- * thread and -1 is returned with errno ETIMEDOUT; procwide_last_error()
- * names the thread and the reason.  Other errors: EINVAL (a system call that
+ * A thread that does not answer procwide's signal (it blocks it, as
+ * runtimes' timer threads do) is reached through a short-lived ptrace helper
+ * process instead (see PROCWIDE_NO_PTRACE).  If a thread can be reached in
+ * neither way, nothing has changed in any thread and -1 is returned with
+ * errno EPERM (ptrace is not allowed: a non-dumpable process without
+ * CAP_SYS_PTRACE, a debugger already tracing the thread, a seccomp filter,
+ * Yama) or ETIMEDOUT (no answer within PROCWIDE_DEFAULT_DEADLINE_MS);
+ * procwide_last_error() names the thread and the reason.  Other errors: EINVAL (a system call that
  * cannot be broadcast: exit, clone, fork, vfork, execve, rt_sigreturn),
  * EDEADLK (called from a signal handler that interrupted a procwide call in
  * the same thread), EAGAIN (no usable real-time signal), ENOENT (/proc is
@@ -80,8 +84,21 @@ struct procwide_opts {
 	unsigned int deadline_ms; /* 0: PROCWIDE_DEFAULT_DEADLINE_MS */
 	int signal;		  /* 0: chosen at runtime; else a real-time
 				     signal >= 35 the application leaves alone */
-	unsigned int flags;	  /* none defined yet: must be 0 */
+	unsigned int flags;	  /* PROCWIDE_NO_PTRACE or PROCWIDE_PTRACE_ALL */
 };
+
+/*
+ * procwide_opts.flags.  By default a thread that does not answer the signal
+ * (it blocks it, as runtimes' timer threads do) is reached through ptrace: a
+ * helper process forked during the call stops it, runs the call inside it,
+ * restores its registers exactly and detaches; a system call it was blocked
+ * in resumes or restarts as after any signal.
+ */
+#define PROCWIDE_NO_PTRACE (1u << 0)  /* never use ptrace: such a thread
+					 makes the call fail (nothing changed) */
+#define PROCWIDE_PTRACE_ALL (1u << 1) /* reach every thread through ptrace and
+					 deliver no signal at all: for programs
+					 that cannot tolerate EINTR */
 
 /* Per-thread outcome, in struct procwide_thread.status. */
 enum procwide_thread_status {
@@ -97,6 +114,8 @@ enum procwide_thread_status {
 	PROCWIDE_THREAD_NO_ANSWER = 7,	 /* unreachable: did not answer */
 	PROCWIDE_THREAD_QUEUE_FULL = 8,	 /* unreachable: the signal could not
 					    be queued (RLIMIT_SIGPENDING) */
+	PROCWIDE_THREAD_NO_PTRACE = 9,	 /* unreachable: no answer to the signal,
+					    and ptrace failed (see message) */
 };
 
 /* How a thread was reached, in struct procwide_thread.path. */
@@ -104,6 +123,7 @@ enum procwide_path {
 	PROCWIDE_PATH_NONE = 0,	  /* not reached */
 	PROCWIDE_PATH_SELF = 1,	  /* the calling thread itself */
 	PROCWIDE_PATH_SIGNAL = 2, /* procwide's signal handler */
+	PROCWIDE_PATH_PTRACE = 3, /* stopped and run by the ptrace helper */
 };
 
 struct procwide_thread {
@@ -147,6 +167,9 @@ struct procwide_report {
  *                  a bad signal, a system call that cannot be broadcast
  *   -ETIMEDOUT     a thread could not be reached by the deadline (nothing
  *                  changed; see report->threads for which and why)
+ *   -EPERM (or another ptrace error)  a thread that did not answer the
+ *                  signal could not be reached with ptrace either (nothing
+ *                  changed; report->message says why)
  *   -ENOTRECOVERABLE  PROCWIDE_MISMATCH_REPORT and some thread's result
  *                  differed (the call ran everywhere)
  *   -EDEADLK, -EAGAIN, -ENOENT, -ENOMEM  as for procwide_syscall()

@@ -9,10 +9,11 @@
  *  - Threads are found from /proc by procwide, not from a list that
  *    __wrap_pthread_create fills: threads made before the library was
  *    loaded, by code not linked with --wrap, or by raw clone() are covered.
- *  - Every other thread is stopped before the call runs in the caller, so a
- *    thread that cannot be reached (it blocks the signal) makes the call
- *    fail with nothing changed anywhere (-1, ETIMEDOUT), where libpsx 2.66
- *    waits for it forever after changing the caller.
+ *  - Every other thread is stopped before the call runs in the caller.  A
+ *    thread that blocks the signal is reached through procwide's ptrace
+ *    helper, where libpsx 2.66 waits for it forever after changing the
+ *    caller; if even ptrace cannot reach it, the call fails with nothing
+ *    changed anywhere (-1, and procwide's errno).
  *  - The caller still runs first and a failure there is returned at once
  *    with errno set, as libpsx(3) documents.
  *
@@ -27,9 +28,10 @@
  * caught (libpsx 2.66's own SIGSYS handler catches it and the process goes
  * on, measured here), and PSX_ERROR's promise is that the process ends.
  * Programs that want procwide's fail-closed guarantee through this library
- * set PSX_ERROR.  Whatever the level, a thread that cannot be reached makes
- * the call fail with nothing changed (-1, ETIMEDOUT) where libpsx 2.66 waits
- * for it forever; at PSX_WARNING and PSX_ERROR the reason goes to stderr.
+ * set PSX_ERROR.  Whatever the level, a thread that cannot be reached at all
+ * makes the call fail with nothing changed (-1, errno) where libpsx 2.66
+ * waits for it forever; at PSX_WARNING and PSX_ERROR the reason goes to
+ * stderr.
  */
 #include "psx_abi.h"
 

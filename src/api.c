@@ -50,7 +50,9 @@ static int read_request(const struct procwide_call *call, const struct procwide_
 	}
 	unsigned mismatch = OPT(opts, mismatch, PROCWIDE_MISMATCH_KILL);
 	unsigned flags = OPT(opts, flags, 0u);
-	if (mismatch > PROCWIDE_MISMATCH_REPORT || flags != 0) {
+	if (mismatch > PROCWIDE_MISMATCH_REPORT ||
+	    (flags & ~(PROCWIDE_NO_PTRACE | PROCWIDE_PTRACE_ALL)) ||
+	    (flags & PROCWIDE_NO_PTRACE && flags & PROCWIDE_PTRACE_ALL)) {
 		*why = "procwide_run: unknown mismatch policy or flags";
 		return -EINVAL;
 	}
@@ -60,6 +62,8 @@ static int read_request(const struct procwide_call *call, const struct procwide_
 	if (!req->deadline_ms)
 		req->deadline_ms = PROCWIDE_DEFAULT_DEADLINE_MS;
 	req->signo = OPT(opts, signal, 0);
+	req->may_inject = !(flags & PROCWIDE_NO_PTRACE);
+	req->inject_all = flags & PROCWIDE_PTRACE_ALL;
 	req->want_threads = report &&
 			    report->size >= offsetof(struct procwide_report, threads) +
 						    sizeof(report->threads);
@@ -112,6 +116,7 @@ long procwide_syscall(long nr, long a1, long a2, long a3, long a4, long a5, long
 		.call = {nr, {a1, a2, a3, a4, a5, a6}},
 		.kill_on_mismatch = 1,
 		.deadline_ms = PROCWIDE_DEFAULT_DEADLINE_MS,
+		.may_inject = true,
 	};
 	struct pw_result res;
 	procwide__engine_run(&req, &res);
@@ -145,6 +150,7 @@ const char *procwide_thread_status_name(int status)
 		[PROCWIDE_THREAD_BLOCKED] = "blocked",
 		[PROCWIDE_THREAD_NO_ANSWER] = "no-answer",
 		[PROCWIDE_THREAD_QUEUE_FULL] = "queue-full",
+		[PROCWIDE_THREAD_NO_PTRACE] = "no-ptrace",
 	};
 	if (status < 0 || (size_t)status >= sizeof names / sizeof names[0])
 		return "unknown";

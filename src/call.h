@@ -38,6 +38,12 @@ enum pw_slot_state {
 	PW_S_ZOMBIE = 7,    /* a zombie: will never run code */
 	PW_S_CALLER = 8,    /* the calling thread */
 	PW_S_UNSENT = 9,    /* signal could not be queued (EAGAIN) */
+	/* Caller-only states of threads reached through ptrace; the handler
+	 * acts only on SENT, so these also turn away a late signal. */
+	PW_S_INJECTING = 10, /* being handed to the ptrace helper */
+	PW_S_SEIZED = 11,    /* stopped by the helper: parked */
+	PW_S_INJ_DONE = 12,  /* ran the call through ptrace; result valid */
+	PW_S_NOPTRACE = 13,  /* ptrace could not reach it */
 };
 
 static inline uint64_t pw_word(uint32_t gen, enum pw_slot_state st)

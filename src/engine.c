@@ -14,9 +14,16 @@
  *    the process before returning to application code (or, in report mode,
  *    is reported).
  *
+ * A thread that does not answer the signal (it blocks it, or waits with it
+ * blocked for a thread that is parked) is reached instead by the ptrace
+ * helper (src/inject.c): stopped during the gather, which counts as parked,
+ * and made to run the call in phase 3.  With PROCWIDE_PTRACE_ALL no thread
+ * is signalled at all.
+ *
  * Everything here runs in the calling thread, under the process's procwide
  * lock; only src/handler.c runs in the others. */
 #include "call.h"
+#include "inject.h"
 #include "internal.h"
 
 #include <errno.h>
@@ -39,9 +46,14 @@ static struct {
 	uint32_t nunsent;  /* signals refused with EAGAIN, to retry */
 	uint32_t nzombie;
 	uint32_t nnew;	   /* threads found by the current sweep */
+	uint32_t nseized;  /* threads stopped by the ptrace helper */
 	uid_t uid;
 	int signo;
-	int error;	   /* first engine error met while sweeping */
+	bool may_inject;   /* the ptrace helper may be used */
+	bool inject_all;   /* ... for every thread, no signal at all */
+	uint64_t deadline;
+	pid_t inject_failed_tid; /* the thread ptrace could not reach */
+	char why[200];	   /* and why */
 } E;
 
 static uint64_t now_ns(void)
@@ -187,6 +199,33 @@ static int reach(uint32_t idx)
 	return (int)r;
 }
 
+/* Hands slot idx (in state `from`) to the ptrace helper.  0 when it is
+ * stopped or gone; -errno when ptrace cannot reach it (E.why says why). */
+static int seize(uint32_t idx, enum pw_slot_state from)
+{
+	/* The compare-and-swap settles a race with a late arrival: either the
+	 * thread parked in the handler, or the handler will turn it away. */
+	if (!slot_cas(idx, from, PW_S_INJECTING))
+		return 0;
+	if (from == PW_S_SENT)
+		E.nsent--;
+	int e = procwide__inject_begin(E.reserved, E.deadline, E.why, sizeof E.why);
+	if (!e)
+		e = procwide__inject_seize(idx, slot_tid(idx), E.deadline, E.why, sizeof E.why);
+	if (e == -ESRCH) {
+		slot_set(idx, PW_S_GONE);
+		return 0;
+	}
+	if (e) {
+		slot_set(idx, PW_S_NOPTRACE);
+		E.inject_failed_tid = slot_tid(idx);
+		return e;
+	}
+	slot_set(idx, PW_S_SEIZED);
+	E.nseized++;
+	return 0;
+}
+
 static int on_tid(pid_t tid, void *ctx)
 {
 	(void)ctx;
@@ -207,6 +246,10 @@ static int on_tid(pid_t tid, void *ctx)
 		slot_set(idx, PW_S_ZOMBIE);
 		E.nzombie++;
 		return 0;
+	}
+	if (E.inject_all) {
+		slot_set(idx, PW_S_UNSENT);
+		return seize(idx, PW_S_UNSENT);
 	}
 	return reach(idx);
 }
@@ -242,6 +285,23 @@ static int check_laggards(void)
 			E.nsent--;
 			E.nzombie += !gone;
 		}
+	}
+	publish_want();
+	return 0;
+}
+
+/* Hands every thread that has not answered to the ptrace helper. */
+static int seize_laggards(void)
+{
+	for (uint32_t i = 0; i < E.nused; i++) {
+		enum pw_slot_state st = slot_state(i);
+		if (st != PW_S_SENT && st != PW_S_UNSENT)
+			continue;
+		if (st == PW_S_UNSENT)
+			E.nunsent--;
+		int e = seize(i, st);
+		if (e)
+			return e;
 	}
 	publish_want();
 	return 0;
@@ -293,8 +353,15 @@ static int wait_arrivals(uint64_t deadline, uint64_t stall_ns)
 		int e = check_laggards();
 		if (e)
 			return e;
-		if (now_ns() - last_progress >= stall_ns)
+		if (now_ns() - last_progress < stall_ns)
+			goto next;
+		if (!E.may_inject)
 			return -EAGAIN;
+		e = seize_laggards();
+		if (e)
+			return e;
+		last_progress = now_ns();
+	next:
 		if (slice < 64000000)
 			slice *= 2;
 	}
@@ -323,7 +390,8 @@ static int gather(uint64_t deadline, uint64_t stall_ns)
 		long count = procwide__taskdir_count();
 		if (count < 0)
 			return (int)count;
-		long present = (long)atomic_load(&procwide__shared.arrived) + 1 + E.nzombie;
+		long present = (long)atomic_load(&procwide__shared.arrived) + 1 + E.nzombie +
+			       E.nseized;
 		if (count == present)
 			return 0;
 		/* More: readdir skipped a live thread while others exited, or a
@@ -344,7 +412,8 @@ static void start_attempt(void)
 {
 	if (++E.gen == 0)
 		E.gen = 1;
-	E.nused = E.nsent = E.nunsent = E.nzombie = 0;
+	E.nused = E.nsent = E.nunsent = E.nzombie = E.nseized = 0;
+	E.inject_failed_tid = 0;
 	memset(E.hash, 0, E.hcap * sizeof *E.hash);
 	atomic_store(&procwide__shared.arrived, 0);
 	atomic_store(&procwide__shared.remaining, 0);
@@ -357,6 +426,29 @@ static void start_attempt(void)
  * (GO) or returned (ABORT).  Threads that never arrived are cancelled first,
  * so that a late arrival finds its slot closed.  0, or -ETIMEDOUT if some
  * thread did not finish by the deadline. */
+static void on_injected(uint32_t idx, long result, int err, void *ctx)
+{
+	(void)ctx;
+	if (err == -ESRCH) { /* ended (killed) while stopped: runs nothing */
+		slot_set(idx, PW_S_GONE);
+		return;
+	}
+	if (err) {
+		/* Other threads have the change: fail closed. */
+		char msg[160];
+		snprintf(msg, sizeof msg,
+			 "procwide: the ptrace helper could not run the call in thread %d (%s) after others had run it; killing the process\n",
+			 (int)slot_tid(idx), strerror(-err));
+		procwide__die(msg);
+	}
+	pw_slot_at(idx)->result = result;
+	slot_set(idx, PW_S_INJ_DONE);
+	/* The thread is still stopped: a differing one never runs again. */
+	if (result != procwide__shared.expected && procwide__shared.kill_on_mismatch)
+		procwide__die_mismatch(slot_tid(idx), result, procwide__shared.caller_tid,
+				       procwide__shared.expected);
+}
+
 static int release(enum pw_phase ph, uint64_t deadline)
 {
 	uint32_t parked = 0;
@@ -368,6 +460,16 @@ static int release(enum pw_phase ph, uint64_t deadline)
 	atomic_store(&procwide__shared.remaining, parked);
 	atomic_store_explicit(&procwide__shared.phase, ph, memory_order_release);
 	pw_futex_wake(&procwide__shared.phase, INT_MAX);
+
+	if (procwide__inject_active()) {
+		/* While the signalled threads run, the helper runs the call in
+		 * the stopped ones (GO), then lets them all go. */
+		if (ph == PW_GO && E.nseized &&
+		    procwide__inject_run_all(procwide__shared.nr, procwide__shared.args, deadline,
+					     on_injected, NULL) != 0)
+			procwide__die("procwide: the ptrace helper did not finish the call after other threads had run it; killing the process so that no thread runs half-changed\n");
+		procwide__inject_end();
+	}
 
 	uint64_t slice = 1000000;
 	for (;;) {
@@ -421,6 +523,16 @@ static int thread_status(uint32_t idx, bool aborted_by_deadline, long *result, i
 		return PROCWIDE_THREAD_ZOMBIE;
 	case PW_S_UNSENT:
 		return PROCWIDE_THREAD_QUEUE_FULL;
+	case PW_S_SEIZED:
+		*path = PROCWIDE_PATH_PTRACE;
+		return PROCWIDE_THREAD_NOT_RUN;
+	case PW_S_INJ_DONE:
+		*result = s->result;
+		*path = PROCWIDE_PATH_PTRACE;
+		return s->result == procwide__shared.expected ? PROCWIDE_THREAD_OK
+							     : PROCWIDE_THREAD_MISMATCH;
+	case PW_S_NOPTRACE:
+		return PROCWIDE_THREAD_NO_PTRACE;
 	case PW_S_CANCELLED:
 		if (!aborted_by_deadline)
 			return PROCWIDE_THREAD_NOT_RUN;
@@ -436,6 +548,12 @@ static void describe_unreachable(struct pw_result *res, pid_t tid, int status,
 {
 	char name[32];
 	procwide__task_name(tid, name, sizeof name);
+	if (status == PROCWIDE_THREAD_NO_PTRACE) {
+		snprintf(res->message, sizeof res->message,
+			 "thread %d (%s) cannot be reached: no answer to signal %d; ptrace: %.140s; nothing was changed",
+			 (int)tid, name, E.signo, E.why);
+		return;
+	}
 	const char *why = status == PROCWIDE_THREAD_BLOCKED ? "blocks procwide's signal"
 			  : status == PROCWIDE_THREAD_QUEUE_FULL
 				  ? "could not be signalled (signal queue full: RLIMIT_SIGPENDING)"
@@ -462,7 +580,7 @@ static void build_report(const struct pw_request *req, struct pw_result *res,
 		if (st == PROCWIDE_THREAD_MISMATCH)
 			res->nmismatch++;
 		if (st == PROCWIDE_THREAD_BLOCKED || st == PROCWIDE_THREAD_NO_ANSWER ||
-		    st == PROCWIDE_THREAD_QUEUE_FULL) {
+		    st == PROCWIDE_THREAD_QUEUE_FULL || st == PROCWIDE_THREAD_NO_PTRACE) {
 			if (!res->nunreachable++) {
 				first_unreachable = slot_tid(i);
 				first_status = st;
@@ -472,6 +590,10 @@ static void build_report(const struct pw_request *req, struct pw_result *res,
 			res->threads[res->nthreads++] = (struct procwide_thread){
 				.tid = slot_tid(i), .status = st, .path = path, .result = result};
 		}
+	}
+	if (E.inject_failed_tid) {
+		first_unreachable = E.inject_failed_tid;
+		first_status = PROCWIDE_THREAD_NO_PTRACE;
 	}
 	if (first_unreachable)
 		describe_unreachable(res, first_unreachable, first_status, req->deadline_ms);
@@ -505,7 +627,8 @@ static void kill_if_mismatch(const struct pw_request *req)
 	if (!req->kill_on_mismatch)
 		return;
 	for (uint32_t i = 0; i < E.nused; i++)
-		if (slot_state(i) == PW_S_DONE && pw_slot_at(i)->result != procwide__shared.expected)
+		if ((slot_state(i) == PW_S_DONE || slot_state(i) == PW_S_INJ_DONE) &&
+		    pw_slot_at(i)->result != procwide__shared.expected)
 			procwide__die_mismatch(slot_tid(i), pw_slot_at(i)->result,
 					procwide__shared.caller_tid, procwide__shared.expected);
 }
@@ -566,7 +689,8 @@ void procwide__engine_run(const struct pw_request *req, struct pw_result *res)
 				  : "cannot open /proc/self/task (a sandbox may forbid it: procwide opens it at load time, not after a fork)");
 		goto out;
 	}
-	int sig = procwide__signal_ensure(req->signo);
+	/* With PROCWIDE_PTRACE_ALL no thread is signalled: take no signal. */
+	int sig = req->inject_all ? 0 : procwide__signal_ensure(req->signo);
 	if (sig < 0) {
 		fail(res, sig, PROCWIDE_OUTCOME_REFUSED,
 		     sig == -EINVAL ? "the requested signal is not a real-time signal procwide may use (35..SIGRTMAX)"
@@ -585,6 +709,9 @@ void procwide__engine_run(const struct pw_request *req, struct pw_result *res)
 	E.nused = 0; /* nothing to release until an attempt starts */
 
 	uint64_t deadline = t0 + (uint64_t)req->deadline_ms * 1000000u;
+	E.deadline = deadline;
+	E.may_inject = req->may_inject;
+	E.inject_all = req->inject_all;
 	uint64_t stall = PW_FIRST_STALL_NS;
 	uint32_t room = 0;
 	for (;;) {
@@ -614,10 +741,10 @@ void procwide__engine_run(const struct pw_request *req, struct pw_result *res)
 	if (e) {
 		release(PW_ABORT, UINT64_MAX);
 		res->ret = e;
-		res->outcome = e == -ETIMEDOUT ? PROCWIDE_OUTCOME_UNREACHABLE
-					       : PROCWIDE_OUTCOME_REFUSED;
+		bool unreachable = e == -ETIMEDOUT || E.inject_failed_tid;
+		res->outcome = unreachable ? PROCWIDE_OUTCOME_UNREACHABLE : PROCWIDE_OUTCOME_REFUSED;
 		build_report(req, res, e == -ETIMEDOUT);
-		if (e != -ETIMEDOUT)
+		if (!unreachable)
 			snprintf(res->message, sizeof res->message,
 				 "reading /proc/self/task, signalling threads or allocating the report failed: %s; nothing was changed",
 				 strerror(-e));

@@ -29,6 +29,8 @@ PW_HIDDEN long procwide__taskdir_count(void);
 PW_HIDDEN char procwide__task_state(pid_t tid);
 /* 1 if the thread blocks sig now, 0 if not, -1 if unknown. */
 PW_HIDDEN int procwide__task_blocks(pid_t tid, int sig);
+/* The pid tracing the thread, 0 if none, -1 if unknown. */
+PW_HIDDEN int procwide__task_tracer(pid_t tid);
 /* The thread's name into buf ("?" if unknown). */
 PW_HIDDEN void procwide__task_name(pid_t tid, char *buf, size_t size);
 
@@ -56,6 +58,8 @@ struct pw_request {
 	unsigned deadline_ms;
 	int signo;
 	bool want_threads;
+	bool may_inject;  /* reach threads that do not answer through ptrace */
+	bool inject_all;  /* reach every thread through ptrace, no signal */
 };
 
 PW_HIDDEN void procwide__engine_run(const struct pw_request *req, struct pw_result *res);

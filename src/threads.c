@@ -194,3 +194,12 @@ void procwide__task_name(pid_t tid, char *buf, size_t size)
 	tmp[strcspn(tmp, "\n")] = '\0';
 	snprintf(buf, size, "%s", tmp);
 }
+
+int procwide__task_tracer(pid_t tid)
+{
+	char buf[4096];
+	if (read_task_file(tid, "status", buf, sizeof buf) < 0)
+		return -1;
+	char *p = strstr(buf, "\nTracerPid:");
+	return p ? atoi(p + 11) : -1;
+}

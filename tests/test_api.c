@@ -78,7 +78,10 @@ static void bad_opts_sizes_are_einval(void)
 
 	struct procwide_opts bad = {.size = sizeof bad, .mismatch = 7};
 	PW_EQ_LONG(procwide_run(&call, &bad, NULL), -EINVAL);
-	bad = (struct procwide_opts){.size = sizeof bad, .flags = 1};
+	bad = (struct procwide_opts){.size = sizeof bad, .flags = 1u << 7};
+	PW_EQ_LONG(procwide_run(&call, &bad, NULL), -EINVAL);
+	bad = (struct procwide_opts){.size = sizeof bad,
+				     .flags = PROCWIDE_NO_PTRACE | PROCWIDE_PTRACE_ALL};
 	PW_EQ_LONG(procwide_run(&call, &bad, NULL), -EINVAL);
 	bad = (struct procwide_opts){.size = sizeof bad, .signal = 33};
 	PW_EQ_LONG(procwide_run(&call, &bad, NULL), -EINVAL);

@@ -6,6 +6,8 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -18,12 +20,24 @@
 
 static atomic_bool stop;
 static atomic_long spawned;
+static bool some_block; /* a quarter of the leaves block every signal */
+
+#define LEAF_NEST 1
+#define LEAF_BLOCK 2
 
 static void *leaf(void *arg)
 {
+	uintptr_t how = (uintptr_t)arg;
+	/* Some block every signal, as runtime service threads do: the
+	 * ptrace helper must reach them. */
+	if (how & LEAF_BLOCK) {
+		uint64_t all = ~0ULL;
+		syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, NULL, 8);
+		usleep(500);
+	}
 	/* Some leaves create one more level before exiting: a thread made
 	 * by a thread that may not have run the call yet. */
-	if (arg) {
+	if (how & LEAF_NEST) {
 		pthread_t t;
 		if (pthread_create(&t, NULL, leaf, NULL) == 0) {
 			atomic_fetch_add(&spawned, 1);
@@ -41,7 +55,10 @@ static void *spawner(void *arg)
 		pthread_t t[4];
 		int k = 0;
 		for (; k < 4; k++) {
-			if (pthread_create(&t[k], NULL, leaf, (n++ & 1) ? (void *)1 : NULL) != 0)
+			uintptr_t how = (n & 1 ? LEAF_NEST : 0) |
+					(some_block && n % 4 == 3 ? LEAF_BLOCK : 0);
+			n++;
+			if (pthread_create(&t[k], NULL, leaf, (void *)how) != 0)
 				break;
 			atomic_fetch_add(&spawned, 1);
 		}
@@ -126,11 +143,18 @@ static void churn_comm(void)
 	churn(set_name, pw_task_comm);
 }
 
+static void churn_with_blocking_threads(void)
+{
+	some_block = true;
+	churn(set_name, pw_task_comm);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct pw_case cases[] = {
 		PW_CASE_T(churn_timerslack, 120),
 		PW_CASE_T(churn_comm, 120),
+		PW_CASE_T(churn_with_blocking_threads, 120),
 	};
 	return pw_main(argc, argv, cases, sizeof cases / sizeof cases[0]);
 }

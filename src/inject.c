@@ -1,0 +1,275 @@
+/* The calling thread's side of the ptrace helper.
+ *
+ * The helper is started only when a thread has to be reached without a
+ * signal, during the gather, i.e. before anything has changed (a helper
+ * forked after a Landlock domain took effect would be more restricted than
+ * threads it must trace, which Landlock forbids).  It is made with a raw
+ * clone() with no exit signal: the C library's fork() would take its
+ * allocator locks, which a parked thread may hold, and an exit signal would
+ * reach the application's SIGCHLD handler or waitpid(-1) loop.
+ *
+ * Before starting it, procwide checks what would make ptrace fail and says
+ * which: a process that is not dumpable (procwide never lowers that
+ * protection), Yama's ptrace_scope. */
+#include "inject.h"
+#include "internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef PR_SET_PTRACER
+#define PR_SET_PTRACER 0x59616d61
+#endif
+#define PW_WCLONE 0x80000000
+#define PW_CAP_SYS_PTRACE 19
+
+static struct {
+	int sock;
+	pid_t helper;
+	int yama_ptracer_set;
+} inj = {-1, 0, 0};
+
+/* Yama's scope, read when the library loads: /proc may be closed later. */
+static int yama_scope = -1;
+
+__attribute__((constructor)) static void read_yama_scope(void)
+{
+	int fd = open("/proc/sys/kernel/yama/ptrace_scope", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return; /* no Yama */
+	char c = 0;
+	if (read(fd, &c, 1) == 1 && c >= '0' && c <= '3')
+		yama_scope = c - '0';
+	close(fd);
+}
+
+/* errno names without strerror(): these messages are written while other
+ * threads are parked, and strerror may take the locale's locks. */
+static const char *errname(int e)
+{
+	switch (e < 0 ? -e : e) {
+	case EPERM: return "EPERM (operation not permitted)";
+	case EACCES: return "EACCES (permission denied)";
+	case ESRCH: return "ESRCH (no such thread)";
+	case EBUSY: return "EBUSY";
+	case EIO: return "EIO";
+	case ENOSYS: return "ENOSYS (ptrace not available)";
+	case ENOMEM: return "ENOMEM";
+	case EAGAIN: return "EAGAIN";
+	case EMFILE: return "EMFILE (too many open files)";
+	case ENFILE: return "ENFILE";
+	case ETIMEDOUT: return "ETIMEDOUT";
+	default: return "an unexpected error";
+	}
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static int has_cap(int cap)
+{
+	struct {
+		uint32_t version;
+		int pid;
+	} hdr = {0x20080522, 0};
+	struct {
+		uint32_t effective, permitted, inheritable;
+	} data[2];
+	if (pw_is_err(pw_sys3(SYS_capget, (long)&hdr, (long)data, 0)))
+		return 0;
+	return (data[cap / 32].effective >> (cap % 32)) & 1;
+}
+
+int procwide__inject_active(void)
+{
+	return inj.helper > 0;
+}
+
+static void kill_helper(void)
+{
+	if (inj.helper > 0) {
+		pw_sys3(SYS_kill, inj.helper, SIGKILL, 0);
+		int st;
+		pw_sys6(SYS_wait4, inj.helper, (long)&st, PW_WCLONE, 0, 0, 0);
+	}
+	if (inj.sock >= 0)
+		close(inj.sock);
+	if (inj.yama_ptracer_set)
+		prctl(PR_SET_PTRACER, 0, 0, 0, 0);
+	inj.sock = -1;
+	inj.helper = 0;
+	inj.yama_ptracer_set = 0;
+}
+
+int procwide__inject_begin(uint32_t cap, uint64_t deadline, char *why, size_t whysz)
+{
+	(void)deadline;
+	if (inj.helper > 0)
+		return 0;
+	if (yama_scope == 3) {
+		snprintf(why, whysz, "Yama's ptrace_scope is 3: ptrace is disabled on this system");
+		return -EPERM;
+	}
+	if (yama_scope == 2 && !has_cap(PW_CAP_SYS_PTRACE)) {
+		snprintf(why, whysz,
+			 "Yama's ptrace_scope is 2 and the process lacks CAP_SYS_PTRACE");
+		return -EPERM;
+	}
+	if (prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) != 1 && !has_cap(PW_CAP_SYS_PTRACE)) {
+		snprintf(why, whysz,
+			 "the process is not dumpable and lacks CAP_SYS_PTRACE "
+			 "(procwide does not lower that protection)");
+		return -EPERM;
+	}
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
+		int e = -errno;
+		snprintf(why, whysz, "socketpair for the ptrace helper: %s", errname(e));
+		return e;
+	}
+	pid_t parent = pw_getpid();
+	/* Like fork, without the C library's fork handlers or an exit
+	 * signal; the child runs on a copy of this stack. */
+	long child = pw_sys6(SYS_clone, 0, 0, 0, 0, 0, 0);
+	if (child == 0) {
+		pw_sys3(SYS_close, sv[0], 0, 0);
+		procwide__inject_helper_main(sv[1], parent, cap);
+	}
+	close(sv[1]);
+	if (pw_is_err(child)) {
+		close(sv[0]);
+		snprintf(why, whysz, "cannot start the ptrace helper: %s", errname((int)child));
+		return (int)child;
+	}
+	inj.sock = sv[0];
+	inj.helper = (pid_t)child;
+	if (yama_scope == 1) {
+		/* Yama lets a process trace only its descendants unless the
+		 * tracee names a tracer; the helper is our child.  Yama has no
+		 * way to read the previous value back, so it is cleared after
+		 * the call (documented in procwide_run(3)). */
+		if (prctl(PR_SET_PTRACER, child, 0, 0, 0) != 0) {
+			int e = -errno;
+			kill_helper();
+			snprintf(why, whysz, "prctl(PR_SET_PTRACER) for the ptrace helper: %s",
+				 errname(e));
+			return e;
+		}
+		inj.yama_ptracer_set = 1;
+	}
+	return 0;
+}
+
+static int send_req(const struct pw_inject_req *q)
+{
+	ssize_t n = send(inj.sock, q, sizeof *q, MSG_NOSIGNAL);
+	return n == (ssize_t)sizeof *q ? 0 : -EPIPE;
+}
+
+/* One reply, or -ETIMEDOUT / -EPIPE (the helper died). */
+static int recv_rep(struct pw_inject_rep *r, uint64_t deadline)
+{
+	for (;;) {
+		uint64_t t = now_ns();
+		int ms = deadline == UINT64_MAX ? -1
+			 : t >= deadline	 ? 0
+						 : (int)((deadline - t + 999999) / 1000000);
+		struct pollfd p = {inj.sock, POLLIN, 0};
+		int k = poll(&p, 1, ms);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k == 0)
+			return -ETIMEDOUT;
+		ssize_t n = recv(inj.sock, r, sizeof *r, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		return n == (ssize_t)sizeof *r ? 0 : -EPIPE;
+	}
+}
+
+static const char *stage_name(int stage)
+{
+	switch (stage) {
+	case PW_STAGE_SEIZE: return "PTRACE_SEIZE";
+	case PW_STAGE_STOP: return "PTRACE_INTERRUPT";
+	case PW_STAGE_TGID: return "checking that it belongs to this process";
+	case PW_STAGE_REGS: return "PTRACE_GETREGS";
+	case PW_STAGE_RUN: return "running the call";
+	default: return "ptrace";
+	}
+}
+
+int procwide__inject_seize(uint32_t idx, pid_t tid, uint64_t deadline, char *why, size_t whysz)
+{
+	struct pw_inject_req q = {.op = PW_INJ_SEIZE, .idx = idx, .tid = tid, .pid = pw_getpid()};
+	struct pw_inject_rep r;
+	int e = send_req(&q);
+	if (!e)
+		e = recv_rep(&r, deadline);
+	if (e) {
+		kill_helper();
+		snprintf(why, whysz, "the ptrace helper %s",
+			 e == -ETIMEDOUT ? "did not answer in time" : "died (a seccomp filter may forbid ptrace)");
+		return e;
+	}
+	if (r.err == 0 || r.err == -ESRCH)
+		return r.err;
+	char tracer[32] = "";
+	if (r.err == -EPERM && r.stage == PW_STAGE_SEIZE) {
+		/* Already traced (a debugger), or a seccomp or LSM policy
+		 * forbids it: say what can be told from here. */
+		int t = procwide__task_tracer(tid);
+		if (t > 0)
+			snprintf(tracer, sizeof tracer, "traced by pid %d", t);
+	}
+	snprintf(why, whysz, "%s failed: %s%s%s%s", stage_name(r.stage), errname(r.err),
+		 tracer[0] ? " (already " : "", tracer,
+		 tracer[0]		     ? ")"
+		 : r.err == -EPERM	     ? " (a seccomp filter or security module forbids it)"
+					     : "");
+	return r.err;
+}
+
+int procwide__inject_run_all(long nr, const long args[6], uint64_t deadline,
+			     void (*fn)(uint32_t idx, long result, int err, void *ctx), void *ctx)
+{
+	struct pw_inject_req q = {.op = PW_INJ_RUN_ALL, .pid = pw_getpid(), .nr = nr};
+	memcpy(q.args, args, sizeof q.args);
+	int e = send_req(&q);
+	for (;;) {
+		struct pw_inject_rep r;
+		if (!e)
+			e = recv_rep(&r, deadline);
+		if (e)
+			return e;
+		if (r.last)
+			return 0;
+		fn(r.idx, r.result, r.err, ctx);
+	}
+}
+
+void procwide__inject_end(void)
+{
+	if (inj.helper <= 0)
+		return;
+	struct pw_inject_req q = {.op = PW_INJ_RELEASE, .pid = pw_getpid()};
+	struct pw_inject_rep r;
+	/* Detaching is quick; should the helper not answer, killing it
+	 * detaches every thread it holds (the kernel does that for a dying
+	 * tracer) with the registers it already restored. */
+	if (send_req(&q) == 0)
+		recv_rep(&r, now_ns() + 2000000000ull);
+	kill_helper();
+}

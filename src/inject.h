@@ -1,0 +1,60 @@
+/* Reaching threads that block procwide's signal: a short-lived helper
+ * process stops them with ptrace and runs the call inside each. */
+#ifndef PW_INJECT_H
+#define PW_INJECT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "raw.h"
+
+enum pw_inject_op {
+	PW_INJ_SEIZE = 1,   /* stop tid, check it is ours, save its registers */
+	PW_INJ_RUN_ALL = 2, /* run the call in every seized thread */
+	PW_INJ_RELEASE = 3, /* restore and detach every seized thread, exit */
+};
+
+struct pw_inject_req {
+	uint32_t op;
+	uint32_t idx; /* helper table index for SEIZE */
+	pid_t tid;
+	pid_t pid;
+	long nr;
+	long args[6];
+};
+
+struct pw_inject_rep {
+	int32_t err;	 /* 0 or -errno */
+	uint32_t idx;
+	long result;	 /* RUN_ALL: the call's raw result */
+	int32_t last;	 /* RUN_ALL/RELEASE: 1 on the closing reply */
+	int32_t stage;	 /* where it failed: enum pw_inject_stage */
+};
+
+enum pw_inject_stage {
+	PW_STAGE_NONE = 0,
+	PW_STAGE_SEIZE = 1,
+	PW_STAGE_STOP = 2,
+	PW_STAGE_TGID = 3,
+	PW_STAGE_REGS = 4,
+	PW_STAGE_RUN = 5,
+	PW_STAGE_DETACH = 6,
+};
+
+/* The helper's entry point, in the child (src/inject_helper.c). */
+PW_HIDDEN __attribute__((noreturn)) void procwide__inject_helper_main(int sock, pid_t parent,
+								     uint32_t cap);
+
+/* Caller side (src/inject.c).  All return 0 or -errno; `why` gets a reason
+ * a person can act on. */
+PW_HIDDEN int procwide__inject_begin(uint32_t cap, uint64_t deadline, char *why, size_t whysz);
+PW_HIDDEN int procwide__inject_seize(uint32_t idx, pid_t tid, uint64_t deadline, char *why,
+				     size_t whysz);
+PW_HIDDEN int procwide__inject_run_all(long nr, const long args[6], uint64_t deadline,
+				       void (*fn)(uint32_t idx, long result, int err, void *ctx),
+				       void *ctx);
+PW_HIDDEN void procwide__inject_end(void);
+PW_HIDDEN int procwide__inject_active(void);
+
+#endif

@@ -1,0 +1,213 @@
+/* The ptrace helper process.
+ *
+ * It is a copy of the calling process made with a raw clone() while other
+ * threads may be parked holding C library locks (the allocator's, stdio's),
+ * so it uses raw system calls only, and memory it maps itself.  It is
+ * single-purpose and short-lived: it dies with the calling thread
+ * (PR_SET_PDEATHSIG), keeps only its socket, cannot gain privileges
+ * (no_new_privs), exits at once on any error, and exits when the call ends.
+ * Built like src/handler.c, without stack protector or sanitizers. */
+#include "inject.h"
+#include "arch/x86_64/inject_arch.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stddef.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+
+#define PW_PTRACE_CONT 7
+#define PW_PTRACE_DETACH 17
+#define PW_PTRACE_SEIZE 0x4206
+#define PW_PTRACE_INTERRUPT 0x4207
+#define PW_PTRACE_EVENT_STOP 128
+#define PW_WALL 0x40000000
+#define PW_MAX_HELD_SIGNALS 8
+
+struct held {
+	pid_t tid;
+	int seized;
+	int nsig; /* signals that arrived while stopped, re-sent on detach */
+	int sig[PW_MAX_HELD_SIGNALS];
+	struct pw_regs saved;
+};
+
+static long ptrace4(long req, pid_t tid, long addr, long data)
+{
+	return pw_sys6(SYS_ptrace, req, tid, addr, data, 0, 0);
+}
+
+static void die_now(void)
+{
+	for (;;)
+		pw_sys3(SYS_exit_group, 1, 0, 0);
+}
+
+static void reply(int sock, int err, uint32_t idx, long result, int last, int stage)
+{
+	struct pw_inject_rep r = {err, idx, result, last, stage};
+	if (pw_write(sock, &r, sizeof r) != (long)sizeof r)
+		die_now(); /* the caller is gone or confused: stop here */
+}
+
+/* Waits for the next stop of h->tid.  Signals that the thread receives in
+ * the meantime are held back (they would run the application's handlers
+ * while the thread is ours) and re-sent on detach.  Returns the stop's
+ * status, or -ESRCH if the thread has gone. */
+static long wait_stop(struct held *h, int want_event_stop)
+{
+	for (;;) {
+		int st = 0;
+		long r = pw_sys6(SYS_wait4, h->tid, (long)&st, PW_WALL, 0, 0, 0);
+		if (r == -EINTR)
+			continue;
+		if (pw_is_err(r))
+			return r;
+		if ((st & 0x7f) != 0x7f) /* exited or killed */
+			return -ESRCH;
+		int sig = (st >> 8) & 0xff;
+		int event = (st >> 16) & 0xff;
+		if (want_event_stop ? event == PW_PTRACE_EVENT_STOP : (sig == SIGTRAP && event == 0))
+			return st;
+		if (event == 0 && sig != SIGTRAP && h->nsig < PW_MAX_HELD_SIGNALS)
+			h->sig[h->nsig++] = sig;
+		if (pw_is_err(ptrace4(PW_PTRACE_CONT, h->tid, 0, 0)))
+			return -ESRCH;
+	}
+}
+
+static int seize(struct held *h, pid_t pid, int *stage)
+{
+	*stage = PW_STAGE_SEIZE;
+	long r = ptrace4(PW_PTRACE_SEIZE, h->tid, 0, 0);
+	if (pw_is_err(r))
+		return (int)r;
+	h->seized = 1;
+	*stage = PW_STAGE_STOP;
+	r = ptrace4(PW_PTRACE_INTERRUPT, h->tid, 0, 0);
+	if (pw_is_err(r))
+		return (int)r;
+	r = wait_stop(h, 1);
+	if (pw_is_err(r))
+		return (int)r;
+	/* Never trust a tid: now that it is stopped and cannot exit and be
+	 * reused, check that it belongs to the calling process (the kernel
+	 * checks the thread group for tgkill). */
+	*stage = PW_STAGE_TGID;
+	r = pw_tgkill(pid, h->tid, 0);
+	if (pw_is_err(r))
+		return -ESRCH;
+	*stage = PW_STAGE_REGS;
+	r = ptrace4(PW_PTRACE_GETREGS, h->tid, 0, (long)&h->saved);
+	if (pw_is_err(r))
+		return (int)r;
+	/* The registers written back on detach: exactly these, except that a
+	 * wait our stop cut short with EINTR is made to start again. */
+	if (h->nsig == 0)
+		pw_arch_restart_if_eintr(&h->saved);
+	return 0;
+}
+
+static long run_one(struct held *h, long nr, const long args[6], int *err)
+{
+	struct pw_regs regs = h->saved;
+	pw_arch_prepare_call(&regs, nr, args);
+	*err = 0;
+	if (pw_is_err(ptrace4(PW_PTRACE_SETREGS, h->tid, 0, (long)&regs)) ||
+	    pw_is_err(ptrace4(PW_PTRACE_CONT, h->tid, 0, 0))) {
+		*err = -ESRCH;
+		return 0;
+	}
+	long st = wait_stop(h, 0);
+	if (pw_is_err(st)) {
+		*err = (int)st;
+		return 0;
+	}
+	struct pw_regs after;
+	if (pw_is_err(ptrace4(PW_PTRACE_GETREGS, h->tid, 0, (long)&after)) ||
+	    !pw_arch_at_gadget_trap(&after)) {
+		*err = -EIO;
+		return 0;
+	}
+	/* Put everything back at once: should this process die now, the
+	 * thread resumes exactly where it was. */
+	if (pw_is_err(ptrace4(PW_PTRACE_SETREGS, h->tid, 0, (long)&h->saved)))
+		*err = -EIO;
+	return pw_arch_result(&after);
+}
+
+static void release_all(struct held *t, uint32_t cap)
+{
+	for (uint32_t i = 0; i < cap; i++) {
+		if (!t[i].seized)
+			continue;
+		ptrace4(PW_PTRACE_SETREGS, t[i].tid, 0, (long)&t[i].saved);
+		ptrace4(PW_PTRACE_DETACH, t[i].tid, 0, t[i].nsig ? t[i].sig[0] : 0);
+		/* Detach re-sends one signal; queue the rest to the thread. */
+		for (int k = 1; k < t[i].nsig; k++)
+			pw_tgkill(pw_sys3(SYS_getppid, 0, 0, 0), t[i].tid, t[i].sig[k]);
+		t[i].seized = 0;
+	}
+}
+
+void procwide__inject_helper_main(int sock, pid_t parent, uint32_t cap)
+{
+	/* Die with the calling thread; if it died before this line, now. */
+	pw_sys6(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0, 0);
+	if (pw_sys3(SYS_getppid, 0, 0, 0) != parent)
+		die_now();
+	pw_sys6(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0, 0);
+	/* Keep nothing but the socket (close_range: Linux 5.9). */
+	if (sock != 0) {
+		if (pw_is_err(pw_sys3(SYS_dup2, sock, 0, 0)))
+			die_now();
+		sock = 0;
+	}
+	pw_sys3(436 /* close_range */, 1, ~0U, 0);
+
+	long m = pw_sys6(SYS_mmap, 0, (long)cap * (long)sizeof(struct held),
+			 PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (pw_is_err(m))
+		die_now();
+	struct held *t = (struct held *)m;
+
+	for (;;) {
+		struct pw_inject_req q;
+		long n = pw_sys3(SYS_read, sock, (long)&q, sizeof q);
+		if (n == -EINTR)
+			continue;
+		if (n != (long)sizeof q) { /* EOF: the call is over */
+			release_all(t, cap);
+			die_now();
+		}
+		if (q.op == PW_INJ_SEIZE) {
+			if (q.idx >= cap || q.pid != parent)
+				die_now();
+			struct held *h = &t[q.idx];
+			h->tid = q.tid;
+			h->nsig = 0;
+			int stage;
+			int e = seize(h, parent, &stage);
+			if (e && h->seized) {
+				ptrace4(PW_PTRACE_DETACH, h->tid, 0, 0);
+				h->seized = 0;
+			}
+			reply(sock, e, q.idx, 0, 1, e ? stage : PW_STAGE_NONE);
+		} else if (q.op == PW_INJ_RUN_ALL) {
+			for (uint32_t i = 0; i < cap; i++) {
+				if (!t[i].seized)
+					continue;
+				int e;
+				long r = run_one(&t[i], q.nr, q.args, &e);
+				reply(sock, e, i, r, 0, e ? PW_STAGE_RUN : PW_STAGE_NONE);
+			}
+			reply(sock, 0, 0, 0, 1, PW_STAGE_NONE);
+		} else if (q.op == PW_INJ_RELEASE) {
+			release_all(t, cap);
+			reply(sock, 0, 0, 0, 1, PW_STAGE_NONE);
+			die_now();
+		} else {
+			die_now();
+		}
+	}
+}

@@ -1,0 +1,370 @@
+/* Reaching threads that block every signal, through the ptrace helper:
+ * they get the change, and the call they were blocked in resumes or
+ * restarts as if nothing happened. */
+#include "harness.h"
+#include "procwide.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/prctl.h>
+#include <sys/ptrace.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define CAP_SYS_PTRACE 19
+
+static void block_everything(void)
+{
+	/* The raw call: the C library's wrappers keep their own signals. */
+	uint64_t all = ~0ULL;
+	syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, NULL, 8);
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Sets no_new_privs everywhere and checks every thread, and that the
+ * thread `via_ptrace` was reached through ptrace. */
+static void nnp_everywhere(pid_t via_ptrace)
+{
+	struct procwide_call call = {.nr = SYS_prctl, .args = {PR_SET_NO_NEW_PRIVS, 1}};
+	struct procwide_report rep = {.size = sizeof rep};
+	PW_CHECK(procwide_run(&call, NULL, &rep) == 0, "%s", rep.message);
+	bool seen = false;
+	for (size_t i = 0; i < rep.nthreads; i++) {
+		struct procwide_thread *t = &rep.threads[i];
+		if (t->tid == via_ptrace) {
+			seen = true;
+			PW_EQ_LONG(t->path, PROCWIDE_PATH_PTRACE);
+			PW_EQ_LONG(t->status, PROCWIDE_THREAD_OK);
+		}
+	}
+	PW_CHECK(seen, "thread %d not in the report", via_ptrace);
+	procwide_report_release(&rep);
+	pid_t tids[64];
+	size_t n = pw_list_tids(tids, 64);
+	for (size_t i = 0; i < n; i++) {
+		char v[8];
+		PW_CHECK(pw_task_status(tids[i], "NoNewPrivs", v, sizeof v) && strcmp(v, "1") == 0,
+			 "thread %d NoNewPrivs %s", tids[i], v);
+	}
+}
+
+/* ---- a runtime's timer thread ------------------------------------------ */
+
+static atomic_int timer_tid, timer_eintr;
+static atomic_bool timer_stop;
+
+static void *timer_main(void *arg)
+{
+	(void)arg;
+	atomic_store(&timer_tid, pw_gettid());
+	while (!atomic_load(&timer_stop)) {
+		struct timespec ts = {0, 2000000};
+		if (nanosleep(&ts, NULL) != 0 && errno == EINTR)
+			atomic_fetch_add(&timer_eintr, 1);
+	}
+	return NULL;
+}
+
+static void runtime_timer_thread(void)
+{
+	/* As GHC's RTS starts its ticker: created with every signal blocked
+	 * in its creator, so it starts with them blocked too. */
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	pthread_t t;
+	PW_CHECK(pthread_create(&t, NULL, timer_main, NULL) == 0, "create");
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	struct pw_idle *idle = pw_idle_start(3);
+	while (!atomic_load(&timer_tid))
+		usleep(1000);
+	nnp_everywhere(atomic_load(&timer_tid));
+	atomic_store(&timer_stop, true);
+	pthread_join(t, NULL);
+	PW_EQ_LONG(atomic_load(&timer_eintr), 0);
+	pw_idle_stop(idle);
+}
+
+/* ---- blocked in read() on a pipe --------------------------------------- */
+
+static int pfd[2];
+static atomic_int reader_tid;
+static atomic_long reader_ret, reader_errno;
+static char reader_byte;
+
+static void *reader_main(void *arg)
+{
+	(void)arg;
+	block_everything();
+	atomic_store(&reader_tid, pw_gettid());
+	ssize_t n = read(pfd[0], &reader_byte, 1);
+	atomic_store(&reader_errno, n < 0 ? errno : 0);
+	atomic_store(&reader_ret, (long)n);
+	return NULL;
+}
+
+static void read_on_pipe_resumes(void)
+{
+	PW_CHECK(pipe(pfd) == 0, "pipe");
+	atomic_store(&reader_ret, -2);
+	pthread_t t;
+	PW_CHECK(pthread_create(&t, NULL, reader_main, NULL) == 0, "create");
+	while (!atomic_load(&reader_tid))
+		usleep(1000);
+	usleep(20000); /* let it block in read() */
+	PW_EQ_LONG(pw_task_state(atomic_load(&reader_tid)), 'S');
+	nnp_everywhere(atomic_load(&reader_tid));
+	usleep(20000);
+	PW_EQ_LONG(atomic_load(&reader_ret), -2); /* still reading */
+	PW_CHECK(write(pfd[1], "z", 1) == 1, "write");
+	pthread_join(t, NULL);
+	PW_EQ_LONG(atomic_load(&reader_ret), 1);
+	PW_EQ_LONG(atomic_load(&reader_errno), 0);
+	PW_EQ_LONG(reader_byte, 'z');
+}
+
+/* ---- timed waits: nanosleep, epoll_wait, poll, futex -------------------- */
+
+enum wait_kind { W_NANOSLEEP, W_EPOLL, W_POLL, W_FUTEX };
+static enum wait_kind kind;
+static atomic_int waiter_tid;
+static atomic_long waiter_ret, waiter_errno;
+static double waited;
+
+#define WAIT_MS 400
+
+static void *waiter_main(void *arg)
+{
+	(void)arg;
+	block_everything();
+	atomic_store(&waiter_tid, pw_gettid());
+	double t0 = now_s();
+	long r = 0;
+	if (kind == W_NANOSLEEP) {
+		struct timespec ts = {0, WAIT_MS * 1000000L};
+		r = nanosleep(&ts, NULL);
+	} else if (kind == W_EPOLL) {
+		int ep = epoll_create1(0);
+		struct epoll_event ev;
+		r = epoll_wait(ep, &ev, 1, WAIT_MS);
+	} else if (kind == W_POLL) {
+		r = poll(NULL, 0, WAIT_MS);
+	} else {
+		static int word;
+		struct timespec ts = {0, WAIT_MS * 1000000L};
+		r = syscall(SYS_futex, &word, 128 /* FUTEX_WAIT_PRIVATE */, 0, &ts, NULL, 0);
+		if (r < 0 && errno == ETIMEDOUT)
+			r = 0; /* the normal end of this wait */
+	}
+	atomic_store(&waiter_errno, r < 0 ? errno : 0);
+	waited = now_s() - t0;
+	atomic_store(&waiter_ret, r);
+	return NULL;
+}
+
+static void wait_completes_normally(enum wait_kind k)
+{
+	kind = k;
+	atomic_store(&waiter_ret, -99);
+	pthread_t t;
+	PW_CHECK(pthread_create(&t, NULL, waiter_main, NULL) == 0, "create");
+	while (!atomic_load(&waiter_tid))
+		usleep(1000);
+	usleep(50000);
+	nnp_everywhere(atomic_load(&waiter_tid));
+	pthread_join(t, NULL);
+	PW_CHECK(atomic_load(&waiter_ret) == 0, "returned %ld errno %ld (%s)",
+		 atomic_load(&waiter_ret), atomic_load(&waiter_errno),
+		 strerror((int)atomic_load(&waiter_errno)));
+	PW_CHECK(waited >= WAIT_MS / 1000.0 - 0.005, "waited only %.3f s", waited);
+	pw_diag("waited %.3f s for %d ms", waited, WAIT_MS);
+}
+
+static void nanosleep_completes(void) { wait_completes_normally(W_NANOSLEEP); }
+static void epoll_wait_completes(void) { wait_completes_normally(W_EPOLL); }
+static void poll_completes(void) { wait_completes_normally(W_POLL); }
+static void futex_wait_completes(void) { wait_completes_normally(W_FUTEX); }
+
+/* ---- no signal at all: PROCWIDE_PTRACE_ALL ----------------------------- */
+
+static atomic_int sleepers_eintr;
+static atomic_bool sleepers_stop;
+
+static void *sleeper_main(void *arg)
+{
+	(void)arg;
+	while (!atomic_load(&sleepers_stop)) {
+		struct timespec ts = {0, 3000000};
+		if (nanosleep(&ts, NULL) != 0 && errno == EINTR)
+			atomic_fetch_add(&sleepers_eintr, 1);
+	}
+	return NULL;
+}
+
+static void ptrace_all_delivers_no_signal(void)
+{
+	pthread_t t[4];
+	for (int i = 0; i < 4; i++)
+		PW_CHECK(pthread_create(&t[i], NULL, sleeper_main, NULL) == 0, "create");
+	usleep(10000);
+	for (int round = 0; round < 20; round++) {
+		struct procwide_call call = {.nr = SYS_prctl, .args = {PR_SET_TIMERSLACK, 9000 + round}};
+		struct procwide_opts opts = {.size = sizeof opts, .flags = PROCWIDE_PTRACE_ALL};
+		struct procwide_report rep = {.size = sizeof rep};
+		PW_CHECK(procwide_run(&call, &opts, &rep) == 0, "%s", rep.message);
+		PW_EQ_LONG(rep.signal, 0);
+		PW_EQ_LONG(rep.nthreads, 5);
+		for (size_t i = 0; i < rep.nthreads; i++)
+			PW_EQ_LONG(rep.threads[i].path, rep.threads[i].tid == pw_gettid()
+								? PROCWIDE_PATH_SELF
+								: PROCWIDE_PATH_PTRACE);
+		procwide_report_release(&rep);
+	}
+	atomic_store(&sleepers_stop, true);
+	for (int i = 0; i < 4; i++)
+		pthread_join(t[i], NULL);
+	PW_EQ_LONG(atomic_load(&sleepers_eintr), 0);
+}
+
+/* ---- when ptrace cannot be used: an error, nothing changed -------------- */
+
+static atomic_int blocked_tid;
+
+static void *blocked_main(void *arg)
+{
+	(void)arg;
+	block_everything();
+	atomic_store(&blocked_tid, pw_gettid());
+	for (;;)
+		pause();
+	return NULL;
+}
+
+static pid_t start_blocked(void)
+{
+	pthread_t t;
+	PW_CHECK(pthread_create(&t, NULL, blocked_main, NULL) == 0, "create");
+	while (!atomic_load(&blocked_tid))
+		usleep(1000);
+	return atomic_load(&blocked_tid);
+}
+
+static char new_name[16] = "pw-changed";
+
+static void expect_refusal(int want_errno, const char *want_text)
+{
+	pid_t tids[16];
+	size_t n = pw_list_tids(tids, 16);
+	char before[16][32];
+	for (size_t i = 0; i < n; i++)
+		PW_CHECK(pw_task_comm(tids[i], before[i], sizeof before[i]), "comm");
+	errno = 0;
+	PW_EQ_LONG(procwide_syscall(SYS_prctl, PR_SET_NAME, (long)new_name, 0, 0, 0, 0), -1);
+	PW_EQ_LONG(errno, want_errno);
+	const char *m = procwide_last_error();
+	pw_diag("%s", m);
+	char tid[32];
+	snprintf(tid, sizeof tid, "thread %d ", (int)atomic_load(&blocked_tid));
+	PW_CHECK(strstr(m, tid) && strstr(m, want_text) && strstr(m, "; nothing was changed"),
+		 "message: %s", m);
+	for (size_t i = 0; i < n; i++) {
+		char now[32];
+		PW_CHECK(pw_task_comm(tids[i], now, sizeof now) && strcmp(now, before[i]) == 0,
+			 "thread %d changed", tids[i]);
+	}
+}
+
+static void not_dumpable_without_cap_sys_ptrace(void)
+{
+	start_blocked();
+	PW_CHECK(prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == 0, "dumpable");
+	if (pw_have_cap(CAP_SYS_PTRACE)) {
+		/* Root may trace a non-dumpable process: it works. */
+		PW_EQ_LONG(procwide_syscall(SYS_prctl, PR_SET_NAME, (long)new_name, 0, 0, 0, 0), 0);
+		return;
+	}
+	expect_refusal(EPERM, "not dumpable");
+	PW_EQ_LONG(prctl(PR_GET_DUMPABLE, 0, 0, 0, 0), 0); /* never lowered or raised */
+}
+
+static void already_traced_by_a_debugger(void)
+{
+	pid_t victim = start_blocked();
+	int go[2];
+	PW_CHECK(pipe(go) == 0, "pipe");
+	pid_t dbg = fork();
+	PW_CHECK(dbg >= 0, "fork");
+	if (dbg == 0) {
+		if (ptrace(PTRACE_SEIZE, victim, 0, 0) != 0)
+			_exit(3);
+		if (write(go[1], "x", 1) != 1)
+			_exit(4);
+		for (;;)
+			pause();
+	}
+	char c;
+	PW_CHECK(read(go[0], &c, 1) == 1, "the debugger could not attach");
+	expect_refusal(EPERM, "traced by pid");
+	kill(dbg, SIGKILL);
+	waitpid(dbg, NULL, 0);
+}
+
+struct bpf_insn {
+	uint16_t code;
+	uint8_t jt, jf;
+	uint32_t k;
+};
+struct bpf_prog {
+	unsigned short len;
+	struct bpf_insn *filter;
+};
+
+static void seccomp_forbids_ptrace(void)
+{
+	start_blocked();
+	/* Allow everything but ptrace, which fails with EPERM; installed in
+	 * every thread with TSYNC (it needs no_new_privs or CAP_SYS_ADMIN). */
+	struct bpf_insn f[] = {
+		{0x20, 0, 0, offsetof(struct {int nr; uint32_t arch;}, nr)}, /* ld nr */
+		{0x15, 0, 1, SYS_ptrace},				     /* jeq */
+		{0x06, 0, 0, 0x00050000u | EPERM},			     /* ERRNO */
+		{0x06, 0, 0, 0x7fff0000u},				     /* ALLOW */
+	};
+	struct bpf_prog prog = {4, f};
+	PW_CHECK(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0, "nnp");
+	PW_CHECK(syscall(SYS_seccomp, 1 /* SET_MODE_FILTER */, 1 /* TSYNC */, &prog) == 0,
+		 "seccomp: %s", strerror(errno));
+	expect_refusal(EPERM, "PTRACE_SEIZE");
+}
+
+int main(int argc, char **argv)
+{
+	static const struct pw_case cases[] = {
+		PW_CASE(runtime_timer_thread),
+		PW_CASE(read_on_pipe_resumes),
+		PW_CASE(nanosleep_completes),
+		PW_CASE(epoll_wait_completes),
+		PW_CASE(poll_completes),
+		PW_CASE(futex_wait_completes),
+		PW_CASE(ptrace_all_delivers_no_signal),
+		PW_CASE(not_dumpable_without_cap_sys_ptrace),
+		PW_CASE(already_traced_by_a_debugger),
+		PW_CASE(seccomp_forbids_ptrace),
+	};
+	return pw_main(argc, argv, cases, sizeof cases / sizeof cases[0]);
+}
