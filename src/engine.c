@@ -53,6 +53,7 @@ static struct {
 	bool inject_all;   /* ... for every thread, no signal at all */
 	uint64_t deadline;
 	pid_t inject_failed_tid; /* the thread ptrace could not reach */
+	int inject_error;  /* and the error, kept for the whole call */
 	char why[200];	   /* and why */
 } E;
 
@@ -219,7 +220,12 @@ static int seize(uint32_t idx, enum pw_slot_state from)
 	if (e) {
 		slot_set(idx, PW_S_NOPTRACE);
 		E.inject_failed_tid = slot_tid(idx);
-		return e;
+		E.inject_error = e;
+		/* A thread that is only slow may still answer the signal: unless
+		 * the caller asked for no signals at all, go on with signals
+		 * alone until the deadline (the attempt starts again). */
+		E.may_inject = false;
+		return E.inject_all ? e : -EAGAIN;
 	}
 	slot_set(idx, PW_S_SEIZED);
 	E.nseized++;
@@ -413,7 +419,6 @@ static void start_attempt(void)
 	if (++E.gen == 0)
 		E.gen = 1;
 	E.nused = E.nsent = E.nunsent = E.nzombie = E.nseized = 0;
-	E.inject_failed_tid = 0;
 	memset(E.hash, 0, E.hcap * sizeof *E.hash);
 	atomic_store(&procwide__shared.arrived, 0);
 	atomic_store(&procwide__shared.remaining, 0);
@@ -536,6 +541,8 @@ static int thread_status(uint32_t idx, bool aborted_by_deadline, long *result, i
 	case PW_S_CANCELLED:
 		if (!aborted_by_deadline)
 			return PROCWIDE_THREAD_NOT_RUN;
+		if (E.inject_error)
+			return PROCWIDE_THREAD_NO_PTRACE;
 		return procwide__task_blocks(slot_tid(idx), E.signo) == 1 ? PROCWIDE_THREAD_BLOCKED
 								 : PROCWIDE_THREAD_NO_ANSWER;
 	default:
@@ -591,10 +598,8 @@ static void build_report(const struct pw_request *req, struct pw_result *res,
 				.tid = slot_tid(i), .status = st, .path = path, .result = result};
 		}
 	}
-	if (E.inject_failed_tid) {
-		first_unreachable = E.inject_failed_tid;
-		first_status = PROCWIDE_THREAD_NO_PTRACE;
-	}
+	if (E.inject_failed_tid && first_status == PROCWIDE_THREAD_NO_PTRACE)
+		first_unreachable = E.inject_failed_tid; /* the one ptrace refused */
 	if (first_unreachable)
 		describe_unreachable(res, first_unreachable, first_status, req->deadline_ms);
 }
@@ -711,6 +716,8 @@ void procwide__engine_run(const struct pw_request *req, struct pw_result *res)
 	uint64_t deadline = t0 + (uint64_t)req->deadline_ms * 1000000u;
 	E.deadline = deadline;
 	E.may_inject = req->may_inject;
+	E.inject_failed_tid = 0;
+	E.inject_error = 0;
 	E.inject_all = req->inject_all;
 	uint64_t stall = PW_FIRST_STALL_NS;
 	uint32_t room = 0;
@@ -740,10 +747,14 @@ void procwide__engine_run(const struct pw_request *req, struct pw_result *res)
 	}
 	if (e) {
 		release(PW_ABORT, UINT64_MAX);
+		/* Unreachable by signal and by ptrace: ptrace's error says more
+		 * than the deadline. */
+		if (e == -ETIMEDOUT && E.inject_error)
+			e = E.inject_error;
 		res->ret = e;
-		bool unreachable = e == -ETIMEDOUT || E.inject_failed_tid;
+		bool unreachable = e == -ETIMEDOUT || E.inject_error;
 		res->outcome = unreachable ? PROCWIDE_OUTCOME_UNREACHABLE : PROCWIDE_OUTCOME_REFUSED;
-		build_report(req, res, e == -ETIMEDOUT);
+		build_report(req, res, unreachable);
 		if (!unreachable)
 			snprintf(res->message, sizeof res->message,
 				 "reading /proc/self/task, signalling threads or allocating the report failed: %s; nothing was changed",

@@ -282,6 +282,17 @@ static void expect_refusal(int want_errno, const char *want_text)
 	snprintf(tid, sizeof tid, "thread %d ", (int)atomic_load(&blocked_tid));
 	PW_CHECK(strstr(m, tid) && strstr(m, want_text) && strstr(m, "; nothing was changed"),
 		 "message: %s", m);
+	/* The report names the thread and how it failed. */
+	struct procwide_call call = {.nr = SYS_prctl, .args = {PR_SET_NAME, (long)new_name}};
+	struct procwide_opts opts = {.size = sizeof opts, .deadline_ms = 200};
+	struct procwide_report rep = {.size = sizeof rep};
+	PW_EQ_LONG(procwide_run(&call, &opts, &rep), -want_errno);
+	PW_EQ_LONG(rep.outcome, PROCWIDE_OUTCOME_UNREACHABLE);
+	PW_EQ_LONG(rep.nunreachable, 1);
+	for (size_t i = 0; i < rep.nthreads; i++)
+		if (rep.threads[i].tid == atomic_load(&blocked_tid))
+			PW_EQ_LONG(rep.threads[i].status, PROCWIDE_THREAD_NO_PTRACE);
+	procwide_report_release(&rep);
 	for (size_t i = 0; i < n; i++) {
 		char now[32];
 		PW_CHECK(pw_task_comm(tids[i], now, sizeof now) && strcmp(now, before[i]) == 0,
