@@ -324,6 +324,20 @@ static int sweep(void)
 	return e;
 }
 
+/* Waits on a futex word while it holds `val`, for at most `slice` and not
+ * past `deadline`.  0 when woken or the word changed, -ETIMEDOUT when the
+ * slice ran out, -ETIME when the deadline has passed. */
+static long wait_word(_Atomic uint32_t *word, uint32_t val, uint64_t deadline, uint64_t slice)
+{
+	uint64_t t = now_ns();
+	if (t >= deadline)
+		return -ETIME;
+	uint64_t wait = deadline - t < slice ? deadline - t : slice;
+	struct timespec rel = {(time_t)(wait / 1000000000u), (long)(wait % 1000000000u)};
+	long r = pw_futex_wait(word, val, &rel);
+	return r == -ETIMEDOUT ? r : 0;
+}
+
 /* An attempt that made no progress for this long while some thread was
  * still alive but not parked is given up (nothing has changed yet) and
  * started again; the limit doubles with each attempt. */
@@ -341,13 +355,10 @@ static int wait_arrivals(uint64_t deadline, uint64_t stall_ns)
 		uint32_t a = atomic_load(&procwide__shared.arrived);
 		if (a >= atomic_load(&procwide__shared.want) && E.nunsent == 0)
 			return 0;
-		uint64_t t = now_ns();
-		if (t >= deadline)
+		long r = wait_word(&procwide__shared.arrived, a, deadline, slice);
+		if (r == -ETIME)
 			return -ETIMEDOUT;
-		uint64_t wait = deadline - t < slice ? deadline - t : slice;
-		struct timespec rel = {(time_t)(wait / 1000000000u), (long)(wait % 1000000000u)};
-		long r = pw_futex_wait(&procwide__shared.arrived, a, &rel);
-		if (r != -ETIMEDOUT)
+		if (r == 0)
 			continue;
 		uint32_t now_arrived = atomic_load(&procwide__shared.arrived);
 		if (now_arrived != seen) {
@@ -481,12 +492,10 @@ static int release(enum pw_phase ph, uint64_t deadline)
 		uint32_t left = atomic_load(&procwide__shared.remaining);
 		if (left == 0)
 			return 0;
-		uint64_t t = now_ns();
-		if (t >= deadline)
+		long r = wait_word(&procwide__shared.remaining, left, deadline, slice);
+		if (r == -ETIME)
 			return -ETIMEDOUT;
-		uint64_t wait = deadline - t < slice ? deadline - t : slice;
-		struct timespec rel = {(time_t)(wait / 1000000000u), (long)(wait % 1000000000u)};
-		if (pw_futex_wait(&procwide__shared.remaining, left, &rel) != -ETIMEDOUT)
+		if (r == 0)
 			continue;
 		/* A parked thread can still end (a pthread_cancel acting
 		 * through a libc signal that nests in our handler): it will
@@ -509,18 +518,22 @@ static int thread_status(uint32_t idx, bool aborted_by_deadline, long *result, i
 	struct pw_slot *s = pw_slot_at(idx);
 	*result = 0;
 	*path = PROCWIDE_PATH_NONE;
-	switch (slot_state(idx)) {
+	enum pw_slot_state st = slot_state(idx);
+	bool by_signal = st == PW_S_DONE || st == PW_S_RELEASED;
+	switch (st) {
 	case PW_S_CALLER:
 		*result = procwide__shared.expected;
 		*path = PROCWIDE_PATH_SELF;
 		return PROCWIDE_THREAD_CALLER;
 	case PW_S_DONE:
+	case PW_S_INJ_DONE:
 		*result = s->result;
-		*path = PROCWIDE_PATH_SIGNAL;
+		*path = by_signal ? PROCWIDE_PATH_SIGNAL : PROCWIDE_PATH_PTRACE;
 		return s->result == procwide__shared.expected ? PROCWIDE_THREAD_OK
-						      : PROCWIDE_THREAD_MISMATCH;
+							     : PROCWIDE_THREAD_MISMATCH;
 	case PW_S_RELEASED:
-		*path = PROCWIDE_PATH_SIGNAL;
+	case PW_S_SEIZED:
+		*path = by_signal ? PROCWIDE_PATH_SIGNAL : PROCWIDE_PATH_PTRACE;
 		return PROCWIDE_THREAD_NOT_RUN;
 	case PW_S_GONE:
 		return PROCWIDE_THREAD_EXITED;
@@ -528,14 +541,6 @@ static int thread_status(uint32_t idx, bool aborted_by_deadline, long *result, i
 		return PROCWIDE_THREAD_ZOMBIE;
 	case PW_S_UNSENT:
 		return PROCWIDE_THREAD_QUEUE_FULL;
-	case PW_S_SEIZED:
-		*path = PROCWIDE_PATH_PTRACE;
-		return PROCWIDE_THREAD_NOT_RUN;
-	case PW_S_INJ_DONE:
-		*result = s->result;
-		*path = PROCWIDE_PATH_PTRACE;
-		return s->result == procwide__shared.expected ? PROCWIDE_THREAD_OK
-							     : PROCWIDE_THREAD_MISMATCH;
 	case PW_S_NOPTRACE:
 		return PROCWIDE_THREAD_NO_PTRACE;
 	case PW_S_CANCELLED:
@@ -726,6 +731,11 @@ void procwide__engine_run(const struct pw_request *req, struct pw_result *res)
 		if (e)
 			break;
 		start_attempt();
+		/* The last attempt runs to the deadline, so that only threads
+		 * that had all of it to answer are reported unreachable. */
+		uint64_t t = now_ns();
+		if (t >= deadline || deadline - t <= 2 * stall)
+			stall = UINT64_MAX / 4;
 		e = gather(deadline, stall);
 		if (e == -ENOSPC) {
 			/* Threads multiplied during the gather. */
@@ -742,7 +752,8 @@ void procwide__engine_run(const struct pw_request *req, struct pw_result *res)
 		 * joiner that procwide has parked.  Nothing has changed yet:
 		 * let everyone run, then try again with more patience. */
 		release(PW_ABORT, UINT64_MAX);
-		stall *= 2;
+		if (stall < UINT64_MAX / 4)
+			stall *= 2;
 		sched_yield();
 	}
 	if (e) {
