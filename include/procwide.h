@@ -53,11 +53,13 @@ extern "C" {
  * errno EPERM (ptrace is not allowed: a non-dumpable process without
  * CAP_SYS_PTRACE, a debugger already tracing the thread, a seccomp filter,
  * Yama) or ETIMEDOUT (no answer within PROCWIDE_DEFAULT_DEADLINE_MS);
- * procwide_last_error() names the thread and the reason.  Other errors: EINVAL (a system call that
- * cannot be broadcast: exit, clone, fork, vfork, execve, rt_sigreturn),
+ * procwide_last_error() names the thread and the reason.  Other errors:
+ * EINVAL (a system call that cannot be broadcast: exit, clone, clone3, fork,
+ * vfork, execve, execveat, rt_sigreturn),
  * EDEADLK (called from a signal handler that interrupted a procwide call in
  * the same thread), EAGAIN (no usable real-time signal), ENOENT (/proc is
- * not mounted), ENOMEM.
+ * not mounted), EACCES (/proc/self/task cannot be opened: the first call in
+ * a forked child of a process whose Landlock domain forbids /proc), ENOMEM.
  */
 PROCWIDE_API long procwide_syscall(long nr, long a1, long a2, long a3,
 				   long a4, long a5, long a6);
@@ -147,19 +149,23 @@ enum procwide_outcome {
 struct procwide_report {
 	size_t size;		  /* in: sizeof(struct procwide_report) */
 	int outcome;		  /* enum procwide_outcome */
-	int signal;		  /* the signal used, 0 if none was needed */
+	int signal;		  /* the signal used; 0 with PROCWIDE_PTRACE_ALL
+				     or when the call was refused first */
 	long result;		  /* the caller's raw result (-errno on error) */
 	size_t nthreads;	  /* entries in threads[] */
 	struct procwide_thread *threads; /* owned by the report: release it
 					    with procwide_report_release() */
 	size_t nmismatch;	  /* threads with status MISMATCH */
-	size_t nunreachable;	  /* threads BLOCKED, NO_ANSWER, QUEUE_FULL */
+	size_t nunreachable;	  /* threads BLOCKED, NO_ANSWER, QUEUE_FULL,
+				     NO_PTRACE */
 	uint64_t elapsed_ns;	  /* wall time of the whole call */
 	char message[256];	  /* one line for people, "" on success */
 };
 
 /*
  * The rich form.  `opts` may be NULL (defaults); `report` may be NULL.
+ * When the arguments themselves are refused (-EFAULT, or -EINVAL from the
+ * checks of sizes, policy, flags and signal), the report is not written.
  * Returns 0 when the call ran in every thread with the caller's result, or:
  *   -EFAULT        call is NULL
  *   -EINVAL        an unknown mismatch policy or flag, a size field too small,
@@ -172,7 +178,7 @@ struct procwide_report {
  *                  changed; report->message says why)
  *   -ENOTRECOVERABLE  PROCWIDE_MISMATCH_REPORT and some thread's result
  *                  differed (the call ran everywhere)
- *   -EDEADLK, -EAGAIN, -ENOENT, -ENOMEM  as for procwide_syscall()
+ *   -EDEADLK, -EAGAIN, -ENOENT, -EACCES, -ENOMEM  as for procwide_syscall()
  *   the caller's own -errno when the call failed in the calling thread
  *                  (outcome CALLER_FAILED; nothing changed)
  * report->outcome tells these cases apart when a code is ambiguous.

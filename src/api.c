@@ -3,6 +3,7 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,6 +63,12 @@ static int read_request(const struct procwide_call *call, const struct procwide_
 	if (!req->deadline_ms)
 		req->deadline_ms = PROCWIDE_DEFAULT_DEADLINE_MS;
 	req->signo = OPT(opts, signal, 0);
+	/* Checked here too, so that a bad value is refused whether or not a
+	 * signal ends up being used (PROCWIDE_PTRACE_ALL uses none). */
+	if (req->signo && (req->signo < 35 || req->signo < SIGRTMIN || req->signo > SIGRTMAX)) {
+		*why = "procwide_run: opts->signal is not a real-time signal procwide may use (35..SIGRTMAX)";
+		return -EINVAL;
+	}
 	req->may_inject = !(flags & PROCWIDE_NO_PTRACE);
 	req->inject_all = flags & PROCWIDE_PTRACE_ALL;
 	req->want_threads = report &&

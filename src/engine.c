@@ -35,6 +35,10 @@
 #include <time.h>
 #include <unistd.h>
 
+/* What an attempt that stalled returns (not an errno: no system call or
+ * helper can produce it). */
+#define PW_STALLED (-4096 - 1)
+
 /* Caller-private bookkeeping, reused across calls (under the lock). */
 static struct {
 	uint32_t gen;
@@ -225,7 +229,7 @@ static int seize(uint32_t idx, enum pw_slot_state from)
 		 * the caller asked for no signals at all, go on with signals
 		 * alone until the deadline (the attempt starts again). */
 		E.may_inject = false;
-		return E.inject_all ? e : -EAGAIN;
+		return E.inject_all ? e : PW_STALLED;
 	}
 	slot_set(idx, PW_S_SEIZED);
 	E.nseized++;
@@ -344,9 +348,10 @@ static long wait_word(_Atomic uint32_t *word, uint32_t val, uint64_t deadline, u
 #define PW_FIRST_STALL_NS 4000000ull
 
 /* Waits until every thread signalled so far has arrived or is known gone.
- * 0; -ETIMEDOUT at the deadline; -EAGAIN when the attempt stalled; or
- * another -errno. */
-static int wait_arrivals(uint64_t deadline, uint64_t stall_ns)
+ * 0; -ETIMEDOUT at the deadline; PW_STALLED when the attempt stalled and
+ * may be given up (`may_retry`); or another -errno.  A stalled thread is
+ * handed to the ptrace helper when that is allowed, retry or not. */
+static int wait_arrivals(uint64_t deadline, uint64_t stall_ns, bool may_retry)
 {
 	uint64_t slice = 1000000; /* 1 ms, doubling while nothing moves */
 	uint32_t seen = atomic_load(&procwide__shared.arrived);
@@ -372,9 +377,14 @@ static int wait_arrivals(uint64_t deadline, uint64_t stall_ns)
 			return e;
 		if (now_ns() - last_progress < stall_ns)
 			goto next;
-		if (!E.may_inject)
-			return -EAGAIN;
+		if (!E.may_inject) {
+			if (may_retry)
+				return PW_STALLED;
+			goto next;
+		}
 		e = seize_laggards();
+		if (e == PW_STALLED && !may_retry)
+			e = 0; /* ptrace failed: signals alone until the deadline */
 		if (e)
 			return e;
 		last_progress = now_ns();
@@ -384,13 +394,13 @@ static int wait_arrivals(uint64_t deadline, uint64_t stall_ns)
 	}
 }
 
-static int gather(uint64_t deadline, uint64_t stall_ns)
+static int gather(uint64_t deadline, uint64_t stall_ns, bool may_retry)
 {
 	for (unsigned round = 0;; round++) {
 		int e = sweep();
 		if (e)
 			return e;
-		e = wait_arrivals(deadline, stall_ns);
+		e = wait_arrivals(deadline, stall_ns, may_retry);
 		if (e)
 			return e;
 		/* Everyone known is parked or gone.  Parked threads create
@@ -401,7 +411,7 @@ static int gather(uint64_t deadline, uint64_t stall_ns)
 			return e;
 		if (E.nnew)
 			continue;
-		e = wait_arrivals(deadline, stall_ns);
+		e = wait_arrivals(deadline, stall_ns, may_retry);
 		if (e)
 			return e;
 		long count = procwide__taskdir_count();
@@ -730,20 +740,23 @@ void procwide__engine_run(const struct pw_request *req, struct pw_result *res)
 		e = prepare(req, res, room);
 		if (e)
 			break;
-		start_attempt();
 		/* The last attempt runs to the deadline, so that only threads
 		 * that had all of it to answer are reported unreachable. */
 		uint64_t t = now_ns();
-		if (t >= deadline || deadline - t <= 2 * stall)
-			stall = UINT64_MAX / 4;
-		e = gather(deadline, stall);
+		if (t >= deadline) {
+			e = -ETIMEDOUT;
+			break;
+		}
+		bool last = deadline - t <= 2 * stall;
+		start_attempt();
+		e = gather(deadline, stall, !last);
 		if (e == -ENOSPC) {
 			/* Threads multiplied during the gather. */
 			release(PW_ABORT, UINT64_MAX);
 			room = E.reserved * 2;
 			continue;
 		}
-		if (e != -EAGAIN)
+		if (e != PW_STALLED)
 			break;
 		/* A thread that blocks the signal may be waiting for one that
 		 * is parked: musl's pthread_create and pthread_exit wait for
@@ -752,8 +765,7 @@ void procwide__engine_run(const struct pw_request *req, struct pw_result *res)
 		 * joiner that procwide has parked.  Nothing has changed yet:
 		 * let everyone run, then try again with more patience. */
 		release(PW_ABORT, UINT64_MAX);
-		if (stall < UINT64_MAX / 4)
-			stall *= 2;
+		stall *= 2;
 		sched_yield();
 	}
 	if (e) {

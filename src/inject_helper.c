@@ -18,18 +18,22 @@
 
 #define PW_PTRACE_CONT 7
 #define PW_PTRACE_DETACH 17
+#define PW_PTRACE_SYSCALL 24
 #define PW_PTRACE_SEIZE 0x4206
 #define PW_PTRACE_INTERRUPT 0x4207
+#define PW_PTRACE_GETSIGMASK 0x420a
+#define PW_PTRACE_SETSIGMASK 0x420b
+#define PW_PTRACE_O_TRACESYSGOOD 1
 #define PW_PTRACE_EVENT_STOP 128
 #define PW_WALL 0x40000000
-#define PW_MAX_HELD_SIGNALS 8
 
 struct held {
 	pid_t tid;
 	int seized;
-	int nsig; /* signals that arrived while stopped, re-sent on detach */
-	int sig[PW_MAX_HELD_SIGNALS];
-	struct pw_regs saved;
+	int masked;	       /* mask replaced: put h->mask back on detach */
+	uint64_t mask;	       /* the thread's signal mask */
+	struct pw_regs saved;  /* registers at the stop */
+	struct pw_regs resume; /* what to put back (saved, restart applied) */
 };
 
 static long ptrace4(long req, pid_t tid, long addr, long data)
@@ -50,11 +54,13 @@ static void reply(int sock, int err, uint32_t idx, long result, int last, int st
 		die_now(); /* the caller is gone or confused: stop here */
 }
 
-/* Waits for the next stop of h->tid.  Signals that the thread receives in
- * the meantime are held back (they would run the application's handlers
- * while the thread is ours) and re-sent on detach.  Returns the stop's
- * status, or -ESRCH if the thread has gone. */
-static long wait_stop(struct held *h, int want_event_stop)
+/* Waits for the next stop of h->tid that the helper asked for: the stop
+ * PTRACE_INTERRUPT causes (event_stop), or a system call stop.  A signal
+ * that reaches the thread before procwide holds it is delivered as usual
+ * (as if it came just before); once held, the thread blocks every signal,
+ * so nothing is taken from its queue.  Returns the status, or -ESRCH if the
+ * thread has gone. */
+static long wait_stop(struct held *h, int event_stop)
 {
 	for (;;) {
 		int st = 0;
@@ -67,11 +73,12 @@ static long wait_stop(struct held *h, int want_event_stop)
 			return -ESRCH;
 		int sig = (st >> 8) & 0xff;
 		int event = (st >> 16) & 0xff;
-		if (want_event_stop ? event == PW_PTRACE_EVENT_STOP : (sig == SIGTRAP && event == 0))
+		if (event_stop ? event == PW_PTRACE_EVENT_STOP : sig == (SIGTRAP | 0x80))
 			return st;
-		if (event == 0 && sig != SIGTRAP && h->nsig < PW_MAX_HELD_SIGNALS)
-			h->sig[h->nsig++] = sig;
-		if (pw_is_err(ptrace4(PW_PTRACE_CONT, h->tid, 0, 0)))
+		/* A signal-delivery stop: let the signal through. */
+		long deliver = event == 0 ? sig : 0;
+		if (pw_is_err(ptrace4(event_stop ? PW_PTRACE_CONT : PW_PTRACE_SYSCALL, h->tid, 0,
+				      deliver)))
 			return -ESRCH;
 	}
 }
@@ -79,10 +86,11 @@ static long wait_stop(struct held *h, int want_event_stop)
 static int seize(struct held *h, pid_t pid, int *stage)
 {
 	*stage = PW_STAGE_SEIZE;
-	long r = ptrace4(PW_PTRACE_SEIZE, h->tid, 0, 0);
+	long r = ptrace4(PW_PTRACE_SEIZE, h->tid, 0, PW_PTRACE_O_TRACESYSGOOD);
 	if (pw_is_err(r))
 		return (int)r;
 	h->seized = 1;
+	h->masked = 0;
 	*stage = PW_STAGE_STOP;
 	r = ptrace4(PW_PTRACE_INTERRUPT, h->tid, 0, 0);
 	if (pw_is_err(r))
@@ -98,13 +106,15 @@ static int seize(struct held *h, pid_t pid, int *stage)
 	if (pw_is_err(r))
 		return -ESRCH;
 	*stage = PW_STAGE_REGS;
+	uint64_t all = ~0ULL;
+	if (pw_is_err(r = ptrace4(PW_PTRACE_GETSIGMASK, h->tid, 8, (long)&h->mask)) ||
+	    pw_is_err(r = ptrace4(PW_PTRACE_SETSIGMASK, h->tid, 8, (long)&all)))
+		return (int)r;
+	h->masked = 1;
 	r = ptrace4(PW_PTRACE_GETREGS, h->tid, 0, (long)&h->saved);
 	if (pw_is_err(r))
 		return (int)r;
-	/* The registers written back on detach: exactly these, except that a
-	 * wait our stop cut short with EINTR is made to start again. */
-	if (h->nsig == 0)
-		pw_arch_restart_if_eintr(&h->saved);
+	h->resume = pw_arch_resume_regs(&h->saved);
 	return 0;
 }
 
@@ -113,41 +123,40 @@ static long run_one(struct held *h, long nr, const long args[6], int *err)
 	struct pw_regs regs = h->saved;
 	pw_arch_prepare_call(&regs, nr, args);
 	*err = 0;
+	/* Entry stop, then exit stop. */
 	if (pw_is_err(ptrace4(PW_PTRACE_SETREGS, h->tid, 0, (long)&regs)) ||
-	    pw_is_err(ptrace4(PW_PTRACE_CONT, h->tid, 0, 0))) {
+	    pw_is_err(ptrace4(PW_PTRACE_SYSCALL, h->tid, 0, 0)) || pw_is_err(wait_stop(h, 0)) ||
+	    pw_is_err(ptrace4(PW_PTRACE_SYSCALL, h->tid, 0, 0)) || pw_is_err(wait_stop(h, 0))) {
 		*err = -ESRCH;
 		return 0;
 	}
-	long st = wait_stop(h, 0);
-	if (pw_is_err(st)) {
-		*err = (int)st;
-		return 0;
-	}
 	struct pw_regs after;
-	if (pw_is_err(ptrace4(PW_PTRACE_GETREGS, h->tid, 0, (long)&after)) ||
-	    !pw_arch_at_gadget_trap(&after)) {
+	if (pw_is_err(ptrace4(PW_PTRACE_GETREGS, h->tid, 0, (long)&after))) {
 		*err = -EIO;
 		return 0;
 	}
 	/* Put everything back at once: should this process die now, the
 	 * thread resumes exactly where it was. */
-	if (pw_is_err(ptrace4(PW_PTRACE_SETREGS, h->tid, 0, (long)&h->saved)))
+	if (pw_is_err(ptrace4(PW_PTRACE_SETREGS, h->tid, 0, (long)&h->resume)))
 		*err = -EIO;
 	return pw_arch_result(&after);
 }
 
+static void detach(struct held *h)
+{
+	if (h->masked) {
+		ptrace4(PW_PTRACE_SETREGS, h->tid, 0, (long)&h->resume);
+		ptrace4(PW_PTRACE_SETSIGMASK, h->tid, 8, (long)&h->mask);
+	}
+	ptrace4(PW_PTRACE_DETACH, h->tid, 0, 0);
+	h->seized = 0;
+}
+
 static void release_all(struct held *t, uint32_t cap)
 {
-	for (uint32_t i = 0; i < cap; i++) {
-		if (!t[i].seized)
-			continue;
-		ptrace4(PW_PTRACE_SETREGS, t[i].tid, 0, (long)&t[i].saved);
-		ptrace4(PW_PTRACE_DETACH, t[i].tid, 0, t[i].nsig ? t[i].sig[0] : 0);
-		/* Detach re-sends one signal; queue the rest to the thread. */
-		for (int k = 1; k < t[i].nsig; k++)
-			pw_tgkill(pw_sys3(SYS_getppid, 0, 0, 0), t[i].tid, t[i].sig[k]);
-		t[i].seized = 0;
-	}
+	for (uint32_t i = 0; i < cap; i++)
+		if (t[i].seized)
+			detach(&t[i]);
 }
 
 void procwide__inject_helper_main(int sock, pid_t parent, uint32_t cap)
@@ -185,13 +194,10 @@ void procwide__inject_helper_main(int sock, pid_t parent, uint32_t cap)
 				die_now();
 			struct held *h = &t[q.idx];
 			h->tid = q.tid;
-			h->nsig = 0;
 			int stage;
 			int e = seize(h, parent, &stage);
-			if (e && h->seized) {
-				ptrace4(PW_PTRACE_DETACH, h->tid, 0, 0);
-				h->seized = 0;
-			}
+			if (e && h->seized)
+				detach(h);
 			reply(sock, e, q.idx, 0, 1, e ? stage : PW_STAGE_NONE);
 		} else if (q.op == PW_INJ_RUN_ALL) {
 			for (uint32_t i = 0; i < cap; i++) {

@@ -200,6 +200,64 @@ static void epoll_wait_completes(void) { wait_completes_normally(W_EPOLL); }
 static void poll_completes(void) { wait_completes_normally(W_POLL); }
 static void futex_wait_completes(void) { wait_completes_normally(W_FUTEX); }
 
+/* ---- nothing else changes: signal mask, dispositions, pending signals --- */
+
+static void on_trap(int sig) { (void)sig; }
+
+static atomic_int masked_tid;
+static atomic_bool masked_stop;
+
+static void *masked_main(void *arg)
+{
+	(void)arg;
+	block_everything();
+	atomic_store(&masked_tid, pw_gettid());
+	while (!atomic_load(&masked_stop))
+		usleep(1000);
+	return NULL;
+}
+
+static void thread_state_is_untouched(void)
+{
+	/* The thread's mask, the process's SIGTRAP handler (a trap-based
+	 * injection would make the kernel reset it: force_sig on a blocked
+	 * signal), and a signal pending for the thread with its siginfo. */
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_trap;
+	PW_CHECK(sigaction(SIGTRAP, &sa, NULL) == 0, "sigaction");
+	pthread_t t;
+	PW_CHECK(pthread_create(&t, NULL, masked_main, NULL) == 0, "create");
+	while (!atomic_load(&masked_tid))
+		usleep(1000);
+	pid_t tid = atomic_load(&masked_tid);
+	siginfo_t si;
+	memset(&si, 0, sizeof si);
+	si.si_signo = SIGUSR1;
+	si.si_code = SI_QUEUE;
+	si.si_pid = getpid();
+	si.si_value.sival_int = 4242;
+	PW_CHECK(syscall(SYS_rt_tgsigqueueinfo, getpid(), tid, SIGUSR1, &si) == 0, "queue");
+	char blk_before[32], pnd_before[32];
+	PW_CHECK(pw_task_status(tid, "SigBlk", blk_before, sizeof blk_before), "blk");
+	PW_CHECK(pw_task_status(tid, "SigPnd", pnd_before, sizeof pnd_before), "pnd");
+	nnp_everywhere(tid);
+	char blk[32], pnd[32];
+	PW_CHECK(pw_task_status(tid, "SigBlk", blk, sizeof blk), "blk");
+	PW_CHECK(pw_task_status(tid, "SigPnd", pnd, sizeof pnd), "pnd");
+	PW_CHECK(strcmp(blk, blk_before) == 0, "mask %s became %s", blk_before, blk);
+	/* Pending as before, but for procwide's own signal (SIGRTMAX here),
+	 * sent before the thread was found not to answer: it stays queued,
+	 * and procwide's handler turns it away once the thread unblocks. */
+	unsigned long long own = 1ULL << (SIGRTMAX - 1);
+	PW_EQ_LONG(strtoull(pnd, NULL, 16) & ~own, strtoull(pnd_before, NULL, 16));
+	struct sigaction now;
+	PW_CHECK(sigaction(SIGTRAP, NULL, &now) == 0 && now.sa_handler == on_trap,
+		 "SIGTRAP handler was reset");
+	atomic_store(&masked_stop, true);
+	pthread_join(t, NULL);
+}
+
 /* ---- no signal at all: PROCWIDE_PTRACE_ALL ----------------------------- */
 
 static atomic_int sleepers_eintr;
@@ -373,6 +431,7 @@ int main(int argc, char **argv)
 		PW_CASE(poll_completes),
 		PW_CASE(futex_wait_completes),
 		PW_CASE(ptrace_all_delivers_no_signal),
+		PW_CASE(thread_state_is_untouched),
 		PW_CASE(not_dumpable_without_cap_sys_ptrace),
 		PW_CASE(already_traced_by_a_debugger),
 		PW_CASE(seccomp_forbids_ptrace),

@@ -1,22 +1,32 @@
 /* x86_64 register-level pieces of the ptrace injection (src/inject*.c).
  *
  * The helper stops a thread, points it at procwide__inject_gadget (a
- * `syscall` followed by an `int3` in this library's text, so mapped in every
- * thread), with the system call number in rax and its arguments in rdi, rsi,
- * rdx, r10, r8, r9, and orig_rax = -1.  orig_rax = -1 matters: a thread
- * stopped inside a blocking system call is on that call's exit path with
- * rax = -ERESTARTSYS (or another restart code) and orig_rax = its number,
- * and on resuming the kernel would "restart" whatever orig_rax names; with
- * -1 it runs the gadget instead.  The int3 stops the thread again with
- * SIGTRAP, rax holds the result, and the saved registers are put back
- * exactly, so that on detach the kernel restarts the interrupted call as it
- * would after any signal.
+ * `syscall` instruction in this library's text, so mapped in every thread)
+ * with the system call number in rax, its arguments in rdi, rsi, rdx, r10,
+ * r8, r9, and orig_rax = -1, and resumes it with PTRACE_SYSCALL: it stops at
+ * the call's entry and exit, where rax holds the result.  No trap or signal
+ * is involved (an int3 would make the kernel force SIGTRAP, which resets a
+ * blocked SIGTRAP's disposition for the whole process and unblocks it).
  *
- * An aarch64 port needs the same four things in src/arch/aarch64/: the
- * register set (struct user_pt_regs through PTRACE_GETREGSET/NT_PRSTATUS,
- * since aarch64 has no PTRACE_GETREGS), a gadget `svc #0; brk #0`, the
- * number in x8 and arguments in x0-x5, and the "no restart" marker, which
- * there is NT_ARM_SYSTEM_CALL set to -1 rather than a register. */
+ * A thread stopped while waiting in a system call is on that call's exit
+ * path with rax = a restart code (-ERESTARTSYS, ...) or -EINTR and orig_rax
+ * = its number.  The kernel would turn a restart code into a restart only if
+ * the thread went through signal handling on its way out, which a thread
+ * resumed from the injected call's exit stop does not.  So the helper does
+ * what the kernel does when no handler runs: it rewinds rip onto the
+ * `syscall` instruction (2 bytes) with the number back in rax (or
+ * restart_syscall for -ERESTART_RESTARTBLOCK, whose restart block the
+ * injected call does not touch), and sets orig_rax = -1 so that the kernel
+ * does not restart it a second time.  -EINTR at such a stop can only come
+ * from the stop itself (no signal is delivered while procwide holds the
+ * thread), and means the call did nothing: it is rewound the same way, so
+ * epoll_wait, which returns EINTR after any stop, simply starts again.
+ *
+ * An aarch64 port needs the same things in src/arch/aarch64/: the register
+ * set (struct user_pt_regs through PTRACE_GETREGSET/NT_PRSTATUS, since
+ * aarch64 has no PTRACE_GETREGS), a gadget `svc #0`, the number in x8 and
+ * arguments in x0-x5, the restart rewind (pc -= 4, x0 = orig_x0), and the
+ * "no restart" marker, which there is NT_ARM_SYSTEM_CALL set to -1. */
 #ifndef PW_ARCH_INJECT_H
 #define PW_ARCH_INJECT_H
 
@@ -33,8 +43,16 @@ struct pw_regs {
 #define PW_PTRACE_GETREGS 12
 #define PW_PTRACE_SETREGS 13
 
-/* `syscall; int3`, defined in src/inject_gadget.c. */
+/* `syscall` (and a trailing int3 that is never reached), defined in
+ * src/inject_gadget.c. */
 extern const char procwide__inject_gadget[] __attribute__((visibility("hidden")));
+
+#define PW_EINTR 4
+#define PW_ERESTARTSYS 512
+#define PW_ERESTARTNOINTR 513
+#define PW_ERESTARTNOHAND 514
+#define PW_ERESTART_RESTARTBLOCK 516
+#define PW_NR_RESTART_SYSCALL 219
 
 static inline void pw_arch_prepare_call(struct pw_regs *r, long nr, const long args[6])
 {
@@ -54,28 +72,31 @@ static inline long pw_arch_result(const struct pw_regs *r)
 	return (long)r->rax;
 }
 
-/* Did the thread stop at the gadget's trap (rip just past the int3)? */
-static inline int pw_arch_at_gadget_trap(const struct pw_regs *r)
+/* The registers to put back: the saved ones, with an interrupted system
+ * call turned into its restart (see above). */
+static inline struct pw_regs pw_arch_resume_regs(const struct pw_regs *saved)
 {
-	return r->rip == (unsigned long)(uintptr_t)procwide__inject_gadget + 3;
-}
-
-/*
- * A stop forced while the thread waits in a system call makes the call
- * return.  Most waits then return a restart code that the kernel turns into
- * a transparent restart after the stop; a few (epoll_wait, semop,
- * sigtimedwait) return -EINTR, which the application would see, as it does
- * after SIGSTOP/SIGCONT.  When no signal is involved (the caller checks),
- * -EINTR at the stop can only come from the stop itself, and EINTR means the
- * call did nothing: rewind the thread onto its `syscall` instruction (2
- * bytes) with the number back in rax, so that it simply calls again.
- */
-static inline void pw_arch_restart_if_eintr(struct pw_regs *r)
-{
-	if ((long)r->rax == -4 /* EINTR */ && (long)r->orig_rax >= 0) {
-		r->rax = r->orig_rax;
-		r->rip -= 2;
+	struct pw_regs r = *saved;
+	long ret = (long)r.rax;
+	if ((long)r.orig_rax < 0)
+		return r; /* not in a system call */
+	switch (-ret) {
+	case PW_ERESTARTSYS:
+	case PW_ERESTARTNOINTR:
+	case PW_ERESTARTNOHAND:
+	case PW_EINTR:
+		r.rax = r.orig_rax;
+		r.rip -= 2;
+		break;
+	case PW_ERESTART_RESTARTBLOCK:
+		r.rax = PW_NR_RESTART_SYSCALL;
+		r.rip -= 2;
+		break;
+	default:
+		return r; /* finished: it returns its result */
 	}
+	r.orig_rax = (unsigned long)-1L;
+	return r;
 }
 
 #define PW_ARCH_GADGET_ASM                                                     \
