@@ -115,7 +115,7 @@ $(BUILD)/tests/harness.o: tests/harness.c tests/harness.h
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) $(SANFLAGS) -Itests -c $< -o $@
 
-$(BUILD)/tests/test_%: tests/test_%.c tests/harness.h $(BUILD)/tests/harness.o $(BUILD)/libprocwide.so $(BUILD)/libprocwide.a
+$(BUILD)/tests/test_%: tests/test_%.c $(wildcard tests/*.h) $(BUILD)/tests/harness.o $(BUILD)/libprocwide.so $(BUILD)/libprocwide.a
 	$(CC) $(BASE_CFLAGS) $(SANFLAGS) -Itests -o $@ $< $(BUILD)/tests/harness.o \
 		$(LINK_PROCWIDE) $(LDLIBS_EXTRA)
 

@@ -199,6 +199,288 @@ PROCWIDE_API const char *procwide_thread_status_name(int status);
  */
 PROCWIDE_API const char *procwide_last_error(void);
 
+/* ---- process-wide security ---- */
+/*
+ * One call per security change, applied to every thread of the process:
+ * the kernel's own all-threads flag where it exists (seccomp TSYNC, Landlock
+ * RESTRICT_SELF_TSYNC from ABI 8), procwide's engine otherwise; then every
+ * thread's state is read back (from /proc/self/task/TID/status, or from each
+ * thread's own result where /proc shows nothing) and compared with what was
+ * asked.  Each returns 0 (or a documented non-negative value) or -errno:
+ *   the caller's own -errno  the change failed in the calling thread, or the
+ *                  kernel refused it: nothing changed anywhere
+ *   -ETIMEDOUT, -EDEADLK, -EAGAIN, -ENOENT, -ENOMEM  from the engine
+ *                  (procwide_run()): nothing changed
+ *   -ESRCH         seccomp only: a thread has a filter of its own that is not
+ *                  an ancestor of the caller's (report->tid names it when the
+ *                  kernel says which); nothing changed
+ *   -ENOTRECOVERABLE  the change was made, but a thread's state read back
+ *                  does not match (report->tid, report->message): never a
+ *                  silent success; the process must not go on as if
+ *                  sandboxed
+ *   -EINVAL        bad options or report size, unknown option flags
+ *   -EACCES, -EMFILE, ...  /proc/self/task could not be opened for the check
+ *                  (e.g. a Landlock domain denies it): nothing changed
+ * A thread whose own result differs from the caller's during the engine
+ * path kills the process (PROCWIDE_MISMATCH_KILL): it cannot go on half
+ * restricted.
+ */
+struct sock_fprog; /* <linux/filter.h> */
+
+/* How the change reached the other threads, in procwide_sec_report.path. */
+enum procwide_sec_path {
+	PROCWIDE_SEC_PATH_NONE = 0,   /* nothing applied (error, or no-op) */
+	PROCWIDE_SEC_PATH_KERNEL = 1, /* the kernel's all-threads flag */
+	PROCWIDE_SEC_PATH_ENGINE = 2, /* procwide's engine: the call in each thread */
+};
+
+/* procwide_sec_opts.flags */
+/* seccomp: when TSYNC fails because a thread has a diverging filter of its
+ * own, add the new filter to every thread on top of what each already has
+ * (per-thread install through the engine) instead of failing with -ESRCH. */
+#define PROCWIDE_SEC_SECCOMP_FORCE_ADD (1u << 0)
+
+struct procwide_sec_opts {
+	size_t size;		  /* sizeof(struct procwide_sec_opts) */
+	unsigned int flags;	  /* PROCWIDE_SEC_* */
+	unsigned int deadline_ms; /* engine path; 0: PROCWIDE_DEFAULT_DEADLINE_MS */
+};
+
+struct procwide_sec_report {
+	size_t size;	   /* in: sizeof(struct procwide_sec_report) */
+	int path;	   /* enum procwide_sec_path: the path taken (on error:
+			      the one tried, NONE if refused before) */
+	int verified;	   /* 1: every thread was checked after the change */
+	size_t nthreads;   /* threads that have the change (0 when nothing
+			      changed) */
+	pid_t tid;	   /* a diverging seccomp thread, or the thread that
+			      failed verification or the engine; 0 if none */
+	char message[256]; /* one line for people, "" on success */
+};
+
+PROCWIDE_API int procwide_no_new_privs(void);
+PROCWIDE_API int procwide_no_new_privs_ex(const struct procwide_sec_opts *opts,
+					  struct procwide_sec_report *report);
+
+/* Raw setresuid/setresgid/setgroups in every thread (raw clone() threads
+ * too, which glibc's own set*id broadcast misses). (uid_t)-1 keeps a value. */
+PROCWIDE_API int procwide_setresuid(uid_t ruid, uid_t euid, uid_t suid);
+PROCWIDE_API int procwide_setresuid_ex(uid_t ruid, uid_t euid, uid_t suid,
+				       const struct procwide_sec_opts *opts,
+				       struct procwide_sec_report *report);
+PROCWIDE_API int procwide_setresgid(gid_t rgid, gid_t egid, gid_t sgid);
+PROCWIDE_API int procwide_setresgid_ex(gid_t rgid, gid_t egid, gid_t sgid,
+				       const struct procwide_sec_opts *opts,
+				       struct procwide_sec_report *report);
+PROCWIDE_API int procwide_setgroups(size_t size, const gid_t *list);
+PROCWIDE_API int procwide_setgroups_ex(size_t size, const gid_t *list,
+				       const struct procwide_sec_opts *opts,
+				       struct procwide_sec_report *report);
+
+/* Capabilities, as 64-bit masks (bit n: capability n). */
+PROCWIDE_API int procwide_cap_bound_drop(unsigned int cap);
+PROCWIDE_API int procwide_cap_bound_drop_ex(unsigned int cap,
+					    const struct procwide_sec_opts *opts,
+					    struct procwide_sec_report *report);
+PROCWIDE_API int procwide_capset(uint64_t effective, uint64_t permitted,
+				 uint64_t inheritable);
+PROCWIDE_API int procwide_capset_ex(uint64_t effective, uint64_t permitted,
+				    uint64_t inheritable,
+				    const struct procwide_sec_opts *opts,
+				    struct procwide_sec_report *report);
+/* op: the prctl(PR_CAP_AMBIENT) operations that change state. */
+#define PROCWIDE_CAP_AMBIENT_RAISE 2
+#define PROCWIDE_CAP_AMBIENT_LOWER 3
+#define PROCWIDE_CAP_AMBIENT_CLEAR_ALL 4
+PROCWIDE_API int procwide_cap_ambient(int op, unsigned int cap);
+PROCWIDE_API int procwide_cap_ambient_ex(int op, unsigned int cap,
+					 const struct procwide_sec_opts *opts,
+					 struct procwide_sec_report *report);
+PROCWIDE_API int procwide_securebits(unsigned int bits);
+PROCWIDE_API int procwide_securebits_ex(unsigned int bits,
+					const struct procwide_sec_opts *opts,
+					struct procwide_sec_report *report);
+
+/*
+ * Landlock.  procwide_landlock_abi(): the running kernel's Landlock ABI
+ * (>= 1), or -errno (-ENOSYS, -EOPNOTSUPP) when Landlock is unavailable.
+ * procwide_landlock_restrict(): landlock_restrict_self(ruleset_fd, flags) in
+ * every thread; Landlock's own flags (LOG_*) pass through; the TSYNC flag is
+ * procwide's to add (ignored in flags).  On ABI >= 8 the kernel's
+ * LANDLOCK_RESTRICT_SELF_TSYNC does it atomically and REPLACES each sibling's
+ * own Landlock domain with the caller's; below, the engine runs it in each
+ * thread, which STACKS the new layer on each thread's own domain.
+ * When the caller has no_new_privs, every thread is given it first (as the
+ * kernel's TSYNC does).
+ * Test hook: the environment variable PROCWIDE_TEST_LANDLOCK_ABI (read with
+ * secure_getenv, ignored in set-user-ID programs) overrides the ABI used to
+ * choose between these two paths, and nothing else.
+ */
+PROCWIDE_API int procwide_landlock_abi(void);
+PROCWIDE_API int procwide_landlock_restrict(int ruleset_fd, unsigned int flags);
+PROCWIDE_API int procwide_landlock_restrict_ex(int ruleset_fd, unsigned int flags,
+					       const struct procwide_sec_opts *opts,
+					       struct procwide_sec_report *report);
+
+/*
+ * seccomp(SECCOMP_SET_MODE_FILTER, flags | TSYNC, prog) (plus TSYNC_ESRCH with
+ * NEW_LISTENER, whose descriptor is then returned).  A thread with a
+ * diverging filter of its own: -ESRCH and report->tid, unless
+ * PROCWIDE_SEC_SECCOMP_FORCE_ADD adds the filter on top of every thread's
+ * own (refused with -EINVAL together with NEW_LISTENER).
+ */
+PROCWIDE_API int procwide_seccomp_load(const struct sock_fprog *prog, unsigned int flags);
+PROCWIDE_API int procwide_seccomp_load_ex(const struct sock_fprog *prog, unsigned int flags,
+					  const struct procwide_sec_opts *opts,
+					  struct procwide_sec_report *report);
+
+/* ---- Landlock ruleset builder ---- */
+/* Access rights, as in <linux/landlock.h> (ABI that introduced them). */
+#define PROCWIDE_LL_FS_EXECUTE (1ULL << 0)	/* ABI 1 */
+#define PROCWIDE_LL_FS_WRITE_FILE (1ULL << 1)
+#define PROCWIDE_LL_FS_READ_FILE (1ULL << 2)
+#define PROCWIDE_LL_FS_READ_DIR (1ULL << 3)
+#define PROCWIDE_LL_FS_REMOVE_DIR (1ULL << 4)
+#define PROCWIDE_LL_FS_REMOVE_FILE (1ULL << 5)
+#define PROCWIDE_LL_FS_MAKE_CHAR (1ULL << 6)
+#define PROCWIDE_LL_FS_MAKE_DIR (1ULL << 7)
+#define PROCWIDE_LL_FS_MAKE_REG (1ULL << 8)
+#define PROCWIDE_LL_FS_MAKE_SOCK (1ULL << 9)
+#define PROCWIDE_LL_FS_MAKE_FIFO (1ULL << 10)
+#define PROCWIDE_LL_FS_MAKE_BLOCK (1ULL << 11)
+#define PROCWIDE_LL_FS_MAKE_SYM (1ULL << 12)
+#define PROCWIDE_LL_FS_REFER (1ULL << 13)	 /* ABI 2 */
+#define PROCWIDE_LL_FS_TRUNCATE (1ULL << 14)	 /* ABI 3 */
+#define PROCWIDE_LL_FS_IOCTL_DEV (1ULL << 15)	 /* ABI 5 */
+#define PROCWIDE_LL_FS_RESOLVE_UNIX (1ULL << 16) /* ABI 9 */
+#define PROCWIDE_LL_NET_BIND_TCP (1ULL << 0)	 /* ABI 4 */
+#define PROCWIDE_LL_NET_CONNECT_TCP (1ULL << 1)	 /* ABI 4 */
+#define PROCWIDE_LL_SCOPE_ABSTRACT_UNIX_SOCKET (1ULL << 0) /* ABI 6 */
+#define PROCWIDE_LL_SCOPE_SIGNAL (1ULL << 1)		   /* ABI 6 */
+#define PROCWIDE_LL_RESTRICT_LOG_SAME_EXEC_OFF (1U << 0)   /* ABI 7 */
+#define PROCWIDE_LL_RESTRICT_LOG_NEW_EXEC_ON (1U << 1)	   /* ABI 7 */
+#define PROCWIDE_LL_RESTRICT_LOG_SUBDOMAINS_OFF (1U << 2)  /* ABI 7 */
+
+/* procwide_landlock_attr.flags */
+/* Refuse (-EOPNOTSUPP) any right, scope, rule or flag the running kernel
+ * lacks, instead of dropping it and reporting the downgrade. */
+#define PROCWIDE_LL_STRICT (1u << 0)
+
+struct procwide_landlock_attr {
+	size_t size;		    /* sizeof(struct procwide_landlock_attr) */
+	uint64_t handled_access_fs;  /* PROCWIDE_LL_FS_* denied unless allowed */
+	uint64_t handled_access_net; /* PROCWIDE_LL_NET_* */
+	uint64_t scoped;	    /* PROCWIDE_LL_SCOPE_* */
+	unsigned int flags;	    /* PROCWIDE_LL_STRICT */
+};
+
+/* What a downgrade dropped, in procwide_landlock_downgrade.kind. */
+enum procwide_ll_downgrade_kind {
+	PROCWIDE_LL_DOWNGRADE_LANDLOCK = 0,   /* no Landlock at all: nothing enforced */
+	PROCWIDE_LL_DOWNGRADE_HANDLED_FS = 1, /* rights from handled_access_fs */
+	PROCWIDE_LL_DOWNGRADE_HANDLED_NET = 2,
+	PROCWIDE_LL_DOWNGRADE_SCOPED = 3,
+	PROCWIDE_LL_DOWNGRADE_PATH_RULE = 4,  /* rights from one path rule */
+	PROCWIDE_LL_DOWNGRADE_PORT_RULE = 5,  /* a whole port rule */
+	PROCWIDE_LL_DOWNGRADE_RESTRICT_FLAGS = 6,
+};
+
+struct procwide_landlock_downgrade {
+	int kind;	  /* enum procwide_ll_downgrade_kind */
+	int abi;	  /* the running kernel's ABI (<= 0: none) */
+	int required_abi; /* the lowest ABI with every dropped bit */
+	uint64_t dropped; /* the bits dropped */
+	uint64_t subject; /* the port of a port rule; the index of a path rule */
+};
+
+struct procwide_landlock; /* opaque */
+
+/* Creates a ruleset; 0 and *out, or -errno (-EOPNOTSUPP in strict mode when
+ * something is missing; -EINVAL for unknown bits or sizes). */
+PROCWIDE_API int procwide_landlock_open(const struct procwide_landlock_attr *attr,
+					struct procwide_landlock **out);
+/* Allows `access` beneath path (a directory, or a file for file rights). */
+PROCWIDE_API int procwide_landlock_allow_path(struct procwide_landlock *ll,
+					      const char *path, uint64_t access);
+/* Allows `access` (PROCWIDE_LL_NET_*) on a TCP port. */
+PROCWIDE_API int procwide_landlock_allow_port(struct procwide_landlock *ll,
+					      uint64_t port, uint64_t access);
+/* The ruleset descriptor (-1 when Landlock is unavailable, best effort). */
+PROCWIDE_API int procwide_landlock_fd(const struct procwide_landlock *ll);
+/* Every downgrade made so far, in order. */
+PROCWIDE_API size_t procwide_landlock_ndowngrades(const struct procwide_landlock *ll);
+PROCWIDE_API const struct procwide_landlock_downgrade *
+procwide_landlock_downgrade(const struct procwide_landlock *ll, size_t i);
+/* procwide_landlock_restrict_ex() with this ruleset (restrict flags the
+ * kernel lacks are dropped and reported, or refused in strict mode).
+ * Best effort without Landlock: 0 and report->path NONE. */
+PROCWIDE_API int procwide_landlock_enforce(struct procwide_landlock *ll, unsigned int flags,
+					   const struct procwide_sec_opts *opts,
+					   struct procwide_sec_report *report);
+PROCWIDE_API void procwide_landlock_close(struct procwide_landlock *ll);
+
+/* ---- a whole policy, in the order that works ---- */
+/* procwide_policy.apply: which steps to take. */
+#define PROCWIDE_POLICY_NO_NEW_PRIVS (1u << 0)
+#define PROCWIDE_POLICY_CAP_BOUND (1u << 1)	/* drop cap_bound_drop */
+#define PROCWIDE_POLICY_SECUREBITS (1u << 2)
+#define PROCWIDE_POLICY_GROUPS (1u << 3)
+#define PROCWIDE_POLICY_GID (1u << 4)
+#define PROCWIDE_POLICY_UID (1u << 5)
+#define PROCWIDE_POLICY_CAPS (1u << 6)		/* capset eff/prm/inh */
+#define PROCWIDE_POLICY_AMBIENT_CLEAR (1u << 7)
+#define PROCWIDE_POLICY_LANDLOCK (1u << 8)
+#define PROCWIDE_POLICY_SECCOMP (1u << 9)
+
+struct procwide_policy {
+	size_t size;	    /* sizeof(struct procwide_policy) */
+	unsigned int apply; /* PROCWIDE_POLICY_* */
+	uint64_t cap_bound_drop; /* capabilities to drop from the bounding set */
+	unsigned int securebits;
+	size_t ngroups;
+	const gid_t *groups;
+	gid_t rgid, egid, sgid;
+	uid_t ruid, euid, suid;
+	uint64_t cap_effective, cap_permitted, cap_inheritable;
+	int landlock_fd; /* a ruleset (e.g. procwide_landlock_fd()) */
+	unsigned int landlock_flags;
+	const struct sock_fprog *seccomp_prog;
+	unsigned int seccomp_flags;
+};
+
+/* Steps of procwide_apply_policy(), in the order they run. */
+enum procwide_policy_step {
+	PROCWIDE_STEP_NONE = 0,
+	PROCWIDE_STEP_NO_NEW_PRIVS,
+	PROCWIDE_STEP_CAP_BOUND,
+	PROCWIDE_STEP_SECUREBITS,
+	PROCWIDE_STEP_GROUPS,
+	PROCWIDE_STEP_GID,
+	PROCWIDE_STEP_UID,
+	PROCWIDE_STEP_CAPS,
+	PROCWIDE_STEP_AMBIENT_CLEAR,
+	PROCWIDE_STEP_LANDLOCK,
+	PROCWIDE_STEP_SECCOMP,
+};
+
+/*
+ * Applies every step asked for, each process-wide and verified, in this
+ * order: no_new_privs; bounding set, securebits (they need CAP_SETPCAP,
+ * which the uid change may take away); groups, gid, then uid (groups and
+ * gid need CAP_SETGID, which the uid change takes away); capset and the
+ * ambient clear (after the uid change, which clears the effective set
+ * unless securebits keep it); Landlock; seccomp last (a filter may deny
+ * the system calls the earlier steps use).  Stops at the first error and
+ * returns it; *failed_step (may be NULL) names the step, or NONE.  The steps
+ * before it stay applied: undoing them is impossible by design.
+ */
+PROCWIDE_API int procwide_apply_policy(const struct procwide_policy *policy,
+				       const struct procwide_sec_opts *opts,
+				       struct procwide_sec_report *report,
+				       int *failed_step);
+/* A static name for a step ("uid", "landlock", ...), or "unknown". */
+PROCWIDE_API const char *procwide_policy_step_name(int step);
+
 /* ---- audit ---- */
 /*
  * Per-thread security audit: reads what /proc/PID/task/TID/{status,comm,stat}

@@ -1,0 +1,216 @@
+/* Shared by the process-wide security tests (header only, static): worker
+ * threads that attempt an operation on request and record its errno, busy
+ * threads spinning on an atomic flag, a raw clone() thread, /proc checks,
+ * and a small seccomp filter built by hand (musl has no <linux/filter.h>). */
+#ifndef PW_SEC_COMMON_H
+#define PW_SEC_COMMON_H
+
+#include "harness.h"
+#include "procwide.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+/* ---- workers: odd ones spin (busy), even ones poll with a short sleep --- */
+#define SW_MAX 8
+static atomic_int sw_gen, sw_done, sw_ready;
+static __attribute__((unused)) int (*volatile sw_fn)(void);
+static atomic_int sw_result[SW_MAX];
+static __attribute__((unused)) pid_t sw_tid[SW_MAX];
+static __attribute__((unused)) int sw_n;
+
+static __attribute__((unused)) void *sw_main(void *arg)
+{
+	long id = (long)arg;
+	int seen = 0;
+	sw_tid[id] = pw_gettid();
+	atomic_fetch_add(&sw_ready, 1);
+	for (;;) {
+		int g;
+		while ((g = atomic_load(&sw_gen)) == seen)
+			if (!(id & 1))
+				usleep(500);
+		seen = g;
+		atomic_store(&sw_result[id], sw_fn());
+		atomic_fetch_add(&sw_done, 1);
+	}
+	return NULL;
+}
+
+/* n workers (half busy) plus `idle` threads of the harness. */
+static __attribute__((unused)) void sw_start(int n, size_t idle)
+{
+	PW_CHECK(n <= SW_MAX, "too many workers");
+	pw_idle_start(idle);
+	for (long i = 0; i < n; i++) {
+		pthread_t t;
+		PW_CHECK(pthread_create(&t, NULL, sw_main, (void *)i) == 0, "pthread_create");
+		pthread_detach(t);
+	}
+	sw_n = n;
+	while (atomic_load(&sw_ready) < n)
+		usleep(1000);
+}
+
+/* Runs fn in every worker (and the caller) and checks that each returns
+ * `want` (an errno value, 0 for success). */
+static __attribute__((unused)) void sw_expect(int (*fn)(void), int want, const char *what)
+{
+	int mine = fn();
+	PW_CHECK(mine == want, "%s in the caller: %d (%s), want %d", what, mine, strerror(mine), want);
+	sw_fn = fn;
+	atomic_store(&sw_done, 0);
+	atomic_fetch_add(&sw_gen, 1);
+	while (atomic_load(&sw_done) < sw_n)
+		usleep(500);
+	for (int i = 0; i < sw_n; i++) {
+		int r = atomic_load(&sw_result[i]);
+		PW_CHECK(r == want, "%s in worker %d (tid %d, %s): %d (%s), want %d", what, i,
+			 sw_tid[i], i & 1 ? "busy" : "polling", r, strerror(r), want);
+	}
+}
+
+/* ---- a raw clone() thread, unknown to the C library -------------------- */
+static atomic_int sw_raw_tid;
+static __attribute__((unused)) int sw_raw_main(void *arg)
+{
+	(void)arg;
+	static int never;
+	atomic_store(&sw_raw_tid, (int)syscall(SYS_gettid));
+	for (;;)
+		syscall(SYS_futex, &never, 128 /* FUTEX_WAIT_PRIVATE */, 0, NULL, NULL, 0);
+	return 0;
+}
+
+static __attribute__((unused)) pid_t sw_start_raw(void)
+{
+	size_t sz = 256 * 1024;
+	char *stack = mmap(NULL, sz, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	PW_CHECK(stack != MAP_FAILED, "mmap");
+	int flags = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD |
+		    CLONE_SYSVSEM;
+	PW_CHECK(clone(sw_raw_main, stack + sz, flags, NULL) > 0, "clone: %s", strerror(errno));
+	while (!atomic_load(&sw_raw_tid))
+		usleep(1000);
+	return atomic_load(&sw_raw_tid);
+}
+
+static __attribute__((unused)) void sw_rtrim(char *v)
+{
+	size_t n = strlen(v);
+	while (n && (v[n - 1] == ' ' || v[n - 1] == '\t' || v[n - 1] == '\n'))
+		v[--n] = 0;
+}
+
+/* Removes path (rm -rf) once this case's process has exited: the harness
+ * ends a case with _exit (no atexit), and a case that dropped root or
+ * entered a Landlock domain could not remove it itself.  The cleaner is
+ * forked before any change, so it keeps the caller's rights; it leaves the
+ * case's process group so that the harness's final kill spares it. */
+static __attribute__((unused)) void sw_remove_at_exit(const char *path)
+{
+	int p[2];
+	PW_CHECK(pipe(p) == 0, "pipe");
+	pid_t pid = fork();
+	PW_CHECK(pid >= 0, "fork");
+	if (pid == 0) {
+		setpgid(0, 0);
+		close(p[1]);
+		char c;
+		while (read(p[0], &c, 1) > 0)
+			;
+		execlp("rm", "rm", "-rf", "--", path, (char *)NULL);
+		_exit(127);
+	}
+	setpgid(pid, pid); /* also here: the child may not have run yet */
+	close(p[0]); /* p[1] stays open, without CLOEXEC, until this process ends */
+}
+
+/* ---- /proc --------------------------------------------------------------- */
+/* Every live thread's status field equals want; returns how many threads. */
+static __attribute__((unused)) size_t sw_all_status_except(const char *field, const char *want,
+								pid_t except)
+{
+	static pid_t tids[2048];
+	size_t n = pw_list_tids(tids, 2048), checked = 0;
+	for (size_t i = 0; i < n; i++) {
+		char v[512];
+		if (pw_task_state(tids[i]) == 'Z' || tids[i] == except)
+			continue;
+		if (!pw_task_status(tids[i], field, v, sizeof v))
+			continue;
+		sw_rtrim(v);
+		PW_CHECK(strcmp(v, want) == 0, "thread %d %s is \"%s\", want \"%s\"", tids[i], field,
+			 v, want);
+		checked++;
+	}
+	return checked;
+}
+
+static __attribute__((unused)) size_t sw_all_status(const char *field, const char *want)
+{
+	return sw_all_status_except(field, want, 0);
+}
+
+/* The status field of one thread. */
+static __attribute__((unused)) void sw_status_is(pid_t tid, const char *field, const char *want)
+{
+	char v[512];
+	PW_CHECK(pw_task_status(tid, field, v, sizeof v), "thread %d gone", tid);
+	sw_rtrim(v);
+	PW_CHECK(strcmp(v, want) == 0, "thread %d %s is \"%s\", want \"%s\"", tid, field, v, want);
+}
+
+static __attribute__((unused)) int sw_nthreads(void)
+{
+	static pid_t tids[2048];
+	return (int)pw_list_tids(tids, 2048);
+}
+
+/* ---- seccomp: a filter that makes syscall `nr` fail with errno `e` -------- */
+struct sw_sock_filter {
+	uint16_t code;
+	uint8_t jt, jf;
+	uint32_t k;
+};
+struct sock_fprog {
+	unsigned short len;
+	struct sw_sock_filter *filter;
+};
+
+struct sw_filter {
+	struct sw_sock_filter insn[7];
+	struct sock_fprog prog;
+};
+
+static __attribute__((unused)) void sw_filter_init(struct sw_filter *f, long nr, int e)
+{
+	const struct sw_sock_filter insn[7] = {
+		{0x20, 0, 0, 4},			 /* ld arch */
+		{0x15, 1, 0, 0xc000003eu},		 /* jeq x86_64 */
+		{0x06, 0, 0, 0x80000000u},		 /* kill process */
+		{0x20, 0, 0, 0},			 /* ld nr */
+		{0x15, 0, 1, (uint32_t)nr},		 /* jeq nr */
+		{0x06, 0, 0, 0x00050000u | (uint32_t)e}, /* errno e */
+		{0x06, 0, 0, 0x7fff0000u},		 /* allow */
+	};
+	memcpy(f->insn, insn, sizeof insn);
+	f->prog.len = 7;
+	f->prog.filter = f->insn;
+}
+
+static __attribute__((unused)) const char *sw_uid_line(unsigned int id)
+{
+	static char buf[64];
+	snprintf(buf, sizeof buf, "%u\t%u\t%u\t%u", id, id, id, id);
+	return buf;
+}
+
+#endif
