@@ -65,7 +65,7 @@ CHECK_EXTRA :=
 include $(sort $(wildcard mk/*.mk))
 
 .PHONY: all lib tools tests examples demo check test bench install clean \
-	check-gcc check-clang check-asan check-static check-musl check-unpriv check-runtimes
+	check-gcc check-clang check-asan check-static check-musl check-unpriv check-runtimes check-man
 
 all: lib tools examples
 
@@ -125,7 +125,7 @@ test: tests tools
 
 # The whole suite: every variant CI runs.  A variant whose toolchain is
 # missing fails under CI=true and is skipped (with the reason) otherwise.
-check: check-gcc check-clang check-asan check-static check-musl check-unpriv check-runtimes $(CHECK_EXTRA)
+check: check-gcc check-clang check-asan check-static check-musl check-unpriv check-runtimes check-man $(CHECK_EXTRA)
 	@echo "make check: every variant passed"
 
 check-gcc:
@@ -142,6 +142,8 @@ check-musl:
 	$(MAKE) BUILD=build/musl CC=musl-gcc STATIC=1 test
 check-unpriv: check-gcc
 	tests/run-unprivileged build/gcc
+check-man:
+	tests/check-man
 check-runtimes: check-gcc
 	prove -f $(TEST_SH)
 
@@ -161,6 +163,7 @@ install: all
 	if [ -f $(BUILD)/procwide ]; then install -m 755 $(BUILD)/procwide $(DESTDIR)$(BINDIR)/; fi
 	for m in man/*.1; do [ -f "$$m" ] && install -m 644 "$$m" $(DESTDIR)$(MANDIR)/man1/ || true; done
 	for m in man/*.3; do [ -f "$$m" ] && install -m 644 "$$m" $(DESTDIR)$(MANDIR)/man3/ || true; done
+	for m in man/*.7; do [ -f "$$m" ] && install -d $(DESTDIR)$(MANDIR)/man7 && install -m 644 "$$m" $(DESTDIR)$(MANDIR)/man7/ || true; done
 
 clean:
 	rm -rf build
