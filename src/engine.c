@@ -307,6 +307,11 @@ static int seize_laggards(void)
 		enum pw_slot_state st = slot_state(i);
 		if (st != PW_S_SENT && st != PW_S_UNSENT)
 			continue;
+		/* A thread that takes the signal and is only waiting for a CPU
+		 * will answer: leave it to the signal. */
+		if (st == PW_S_SENT && procwide__task_state(slot_tid(i)) == 'R' &&
+		    procwide__task_blocks(slot_tid(i), E.signo) == 0)
+			continue;
 		if (st == PW_S_UNSENT)
 			E.nunsent--;
 		int e = seize(i, st);
@@ -326,6 +331,33 @@ static int sweep(void)
 	int e = procwide__taskdir_sweep(on_tid, NULL);
 	publish_want();
 	return e;
+}
+
+/* Before sleeping on a futex, the caller spins briefly: a few threads
+ * usually answer within microseconds, and a sleep and wake-up of the
+ * caller would cost more than the whole wait.  Only with more than one
+ * CPU, where the threads it waits for can run meanwhile.  True if the word
+ * changed. */
+#define PW_SPIN_NS 30000ull
+
+static bool spin_while(_Atomic uint32_t *word, uint32_t val)
+{
+	static int ncpu;
+	if (!ncpu) {
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+		ncpu = n > 0 ? (int)n : 1;
+	}
+	if (ncpu < 2)
+		return false;
+	uint64_t end = now_ns() + PW_SPIN_NS;
+	do {
+		for (int i = 0; i < 64; i++) {
+			if (atomic_load_explicit(word, memory_order_relaxed) != val)
+				return true;
+			pw_arch_cpu_relax();
+		}
+	} while (now_ns() < end);
+	return false;
 }
 
 /* Waits on a futex word while it holds `val`, for at most `slice` and not
@@ -360,6 +392,8 @@ static int wait_arrivals(uint64_t deadline, uint64_t stall_ns, bool may_retry)
 		uint32_t a = atomic_load(&procwide__shared.arrived);
 		if (a >= atomic_load(&procwide__shared.want) && E.nunsent == 0)
 			return 0;
+		if (spin_while(&procwide__shared.arrived, a))
+			continue;
 		long r = wait_word(&procwide__shared.arrived, a, deadline, slice);
 		if (r == -ETIME)
 			return -ETIMEDOUT;
@@ -403,17 +437,14 @@ static int gather(uint64_t deadline, uint64_t stall_ns, bool may_retry)
 		e = wait_arrivals(deadline, stall_ns, may_retry);
 		if (e)
 			return e;
-		/* Everyone known is parked or gone.  Parked threads create
-		 * nothing, so a sweep that finds no one new and a kernel count
-		 * equal to what we hold mean that no thread is missing. */
-		e = sweep();
-		if (e)
-			return e;
-		if (E.nnew)
-			continue;
-		e = wait_arrivals(deadline, stall_ns, may_retry);
-		if (e)
-			return e;
+		/* Everyone known is parked, stopped by the helper, a zombie or
+		 * gone, and neither a parked nor a stopped thread creates
+		 * threads.  Each one held is a thread the kernel counts, so if
+		 * the kernel's count equals ours no thread is missing, and a
+		 * further sweep could show nothing new.  A larger count means
+		 * that readdir skipped a live thread while others exited, that
+		 * a thread not yet parked made one, or that one is exiting:
+		 * sweep again.  A smaller one: a zombie was reaped. */
 		long count = procwide__taskdir_count();
 		if (count < 0)
 			return (int)count;
@@ -421,8 +452,6 @@ static int gather(uint64_t deadline, uint64_t stall_ns, bool may_retry)
 			       E.nseized;
 		if (count == present)
 			return 0;
-		/* More: readdir skipped a live thread while others exited, or a
-		 * thread is exiting.  Fewer: a zombie was reaped.  Look again. */
 		if ((e = check_laggards()) != 0)
 			return e;
 		if (now_ns() >= deadline)
@@ -452,6 +481,15 @@ static void start_attempt(void)
  * (GO) or returned (ABORT).  Threads that never arrived are cancelled first,
  * so that a late arrival finds its slot closed.  0, or -ETIMEDOUT if some
  * thread did not finish by the deadline. */
+/* Is some thread in state `st` runnable (waiting for a CPU)? */
+static bool any_runnable(enum pw_slot_state st)
+{
+	for (uint32_t i = 0; i < E.nused; i++)
+		if (slot_state(i) == st && procwide__task_state(slot_tid(i)) == 'R')
+			return true;
+	return false;
+}
+
 static void on_injected(uint32_t idx, long result, int err, void *ctx)
 {
 	(void)ctx;
@@ -477,6 +515,10 @@ static void on_injected(uint32_t idx, long result, int err, void *ctx)
 
 static int release(enum pw_phase ph, uint64_t deadline)
 {
+	uint64_t t0 = now_ns();
+	uint64_t patience = deadline == UINT64_MAX ? UINT64_MAX
+			    : deadline > t0	   ? deadline - t0
+						   : 0;
 	uint32_t parked = 0;
 	for (uint32_t i = 0; i < E.nused; i++) {
 		if (slot_cas(i, PW_S_SENT, PW_S_CANCELLED))
@@ -497,14 +539,31 @@ static int release(enum pw_phase ph, uint64_t deadline)
 		procwide__inject_end();
 	}
 
+	/* The deadline bounds a wait without progress: on a loaded machine
+	 * (threads spinning on every core) parked threads may take long to be
+	 * scheduled, and each one that finishes shows the call is moving. */
 	uint64_t slice = 1000000;
+	uint32_t last_left = atomic_load(&procwide__shared.remaining);
 	for (;;) {
 		uint32_t left = atomic_load(&procwide__shared.remaining);
 		if (left == 0)
 			return 0;
+		if (left != last_left && patience != UINT64_MAX) {
+			last_left = left;
+			deadline = now_ns() + patience;
+		}
+		if (spin_while(&procwide__shared.remaining, left))
+			continue;
 		long r = wait_word(&procwide__shared.remaining, left, deadline, slice);
-		if (r == -ETIME)
-			return -ETIMEDOUT;
+		if (r == -ETIME) {
+			/* No progress for the whole patience: give up only if no
+			 * thread that still has to finish is waiting for a CPU
+			 * (a machine with threads spinning on every core). */
+			if (!any_runnable(PW_S_ARRIVED))
+				return -ETIMEDOUT;
+			deadline = now_ns() + patience;
+			continue;
+		}
 		if (r == 0)
 			continue;
 		/* A parked thread can still end (a pthread_cancel acting

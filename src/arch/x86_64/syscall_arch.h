@@ -27,4 +27,10 @@ static inline long pw_arch_syscall6(long nr, long a1, long a2, long a3,
 	return ret;
 }
 
+/* A spin-wait hint (aarch64: "yield"). */
+static inline void pw_arch_cpu_relax(void)
+{
+	__asm__ volatile("pause" ::: "memory");
+}
+
 #endif
