@@ -124,8 +124,25 @@ static void *forker(void *arg)
 	return NULL;
 }
 
+#if defined(__SANITIZE_ADDRESS__)
+#define PW_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define PW_ASAN 1
+#endif
+#endif
+
 static void fork_during_calls(void)
 {
+#ifdef PW_ASAN
+	/* Seen here: a forked child hangs in the ASan allocator, whose lock a
+	 * thread of the parent held at fork() (GCC 12's libasan takes no
+	 * fork-time locks, unlike glibc's malloc); a procwide call keeps such
+	 * a thread parked longer, so the child hits it.  The case runs in
+	 * every other variant. */
+	pw_skip("the ASan runtime's allocator is not fork-safe in a multithreaded "
+		"process (a child inherits its locks); run in the other variants");
+#endif
 	struct pw_idle *idle = pw_idle_start(6);
 	pthread_t f;
 	PW_CHECK(pthread_create(&f, NULL, forker, NULL) == 0, "create");
