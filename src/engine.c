@@ -204,36 +204,88 @@ static int reach(uint32_t idx)
 	return (int)r;
 }
 
-/* Hands slot idx (in state `from`) to the ptrace helper.  0 when it is
- * stopped or gone; -errno when ptrace cannot reach it (E.why says why). */
-static int seize(uint32_t idx, enum pw_slot_state from)
+/* Marks slot idx (in state `from`) for the ptrace helper; seize_marked()
+ * hands it over.  The compare-and-swap settles a race with a late arrival:
+ * either the thread parked in the handler, or the handler will turn it
+ * away. */
+static void mark_for_seizing(uint32_t idx, enum pw_slot_state from)
 {
-	/* The compare-and-swap settles a race with a late arrival: either the
-	 * thread parked in the handler, or the handler will turn it away. */
 	if (!slot_cas(idx, from, PW_S_INJECTING))
-		return 0;
+		return;
 	if (from == PW_S_SENT)
 		E.nsent--;
-	int e = procwide__inject_begin(E.reserved, E.deadline, E.why, sizeof E.why);
-	if (!e)
-		e = procwide__inject_seize(idx, slot_tid(idx), E.deadline, E.why, sizeof E.why);
+	if (from == PW_S_UNSENT && E.nunsent)
+		E.nunsent--;
+}
+
+static void seize_result(uint32_t idx, int e)
+{
 	if (e == -ESRCH) {
 		slot_set(idx, PW_S_GONE);
-		return 0;
+	} else if (e) {
+		slot_set(idx, PW_S_NOPTRACE);
+		if (!E.inject_error) {
+			E.inject_failed_tid = slot_tid(idx);
+			E.inject_error = e;
+		}
+	} else {
+		slot_set(idx, PW_S_SEIZED);
+		E.nseized++;
+	}
+}
+
+/* Hands every marked thread to the ptrace helper, with up to a window of
+ * requests in flight so that the helper stops them together.  0 when each
+ * is stopped or gone; otherwise E.why says why ptrace failed, and the call
+ * goes on with signals alone until the deadline (a thread that is only
+ * slow may still answer), unless no signal may be sent at all. */
+#define PW_SEIZE_WINDOW 64u
+
+static int seize_marked(void)
+{
+	uint32_t next = 0, inflight = 0;
+	int e = 0;
+	for (;;) {
+		while (!e && inflight < PW_SEIZE_WINDOW) {
+			while (next < E.nused && slot_state(next) != PW_S_INJECTING)
+				next++;
+			if (next == E.nused)
+				break;
+			if (!procwide__inject_active())
+				e = procwide__inject_begin(E.reserved, E.deadline, E.why, sizeof E.why);
+			if (!e)
+				e = procwide__inject_send_seize(next, slot_tid(next));
+			if (e)
+				break;
+			slot_set(next++, PW_S_SEIZING);
+			inflight++;
+		}
+		if (!inflight)
+			break;
+		uint32_t idx;
+		int r = procwide__inject_recv_seize(&idx, E.deadline, E.why, sizeof E.why);
+		if (r == -EPIPE || r == -ETIMEDOUT || idx >= E.nused ||
+		    slot_state(idx) != PW_S_SEIZING) {
+			e = r ? r : -EIO;
+			break; /* the helper is gone: it detached what it held */
+		}
+		inflight--;
+		seize_result(idx, r);
 	}
 	if (e) {
-		slot_set(idx, PW_S_NOPTRACE);
-		E.inject_failed_tid = slot_tid(idx);
-		E.inject_error = e;
-		/* A thread that is only slow may still answer the signal: unless
-		 * the caller asked for no signals at all, go on with signals
-		 * alone until the deadline (the attempt starts again). */
-		E.may_inject = false;
-		return E.inject_all ? e : PW_STALLED;
+		/* Whatever was not handed over, or was lost with the helper. */
+		for (uint32_t i = 0; i < E.nused; i++) {
+			enum pw_slot_state st = slot_state(i);
+			if (st == PW_S_INJECTING || st == PW_S_SEIZING || (st == PW_S_SEIZED && !procwide__inject_active()))
+				seize_result(i, e);
+		}
+		if (!E.inject_error)
+			E.inject_error = e;
 	}
-	slot_set(idx, PW_S_SEIZED);
-	E.nseized++;
-	return 0;
+	if (!E.inject_error)
+		return 0;
+	E.may_inject = false;
+	return E.inject_all ? E.inject_error : PW_STALLED;
 }
 
 static int on_tid(pid_t tid, void *ctx)
@@ -258,8 +310,8 @@ static int on_tid(pid_t tid, void *ctx)
 		return 0;
 	}
 	if (E.inject_all) {
-		slot_set(idx, PW_S_UNSENT);
-		return seize(idx, PW_S_UNSENT);
+		slot_set(idx, PW_S_INJECTING); /* seized after the sweep */
+		return 0;
 	}
 	return reach(idx);
 }
@@ -286,7 +338,10 @@ static int check_laggards(void)
 			continue;
 		pid_t tid = slot_tid(i);
 		bool gone = pw_tgkill(procwide__shared.pid, tid, 0) == -ESRCH;
-		char state = gone ? 0 : procwide__task_state(tid);
+		/* Only a main thread stays a zombie while the process lives (or
+		 * a thread a debugger has not reaped): read /proc for it alone,
+		 * since a read per waiting thread would cost more than the wait. */
+		char state = gone || tid != procwide__shared.pid ? 0 : procwide__task_state(tid);
 		if (!gone && state != 'Z' && state != 'X')
 			continue;
 		/* The compare-and-swap loses only to an arrival, and a thread
@@ -312,14 +367,10 @@ static int seize_laggards(void)
 		if (st == PW_S_SENT && procwide__task_state(slot_tid(i)) == 'R' &&
 		    procwide__task_blocks(slot_tid(i), E.signo) == 0)
 			continue;
-		if (st == PW_S_UNSENT)
-			E.nunsent--;
-		int e = seize(i, st);
-		if (e)
-			return e;
+		mark_for_seizing(i, st);
 	}
 	publish_want();
-	return 0;
+	return seize_marked();
 }
 
 /* ---- phase 1: gather -------------------------------------------------------- */
@@ -330,6 +381,8 @@ static int sweep(void)
 	atomic_store(&procwide__shared.want, UINT32_MAX); /* no wake-ups while sending */
 	int e = procwide__taskdir_sweep(on_tid, NULL);
 	publish_want();
+	if (!e && E.inject_all)
+		e = seize_marked();
 	return e;
 }
 
@@ -378,6 +431,7 @@ static long wait_word(_Atomic uint32_t *word, uint32_t val, uint64_t deadline, u
  * still alive but not parked is given up (nothing has changed yet) and
  * started again; the limit doubles with each attempt. */
 #define PW_FIRST_STALL_NS 4000000ull
+#define PW_INJECT_AFTER_NS 1000000ull
 
 /* Waits until every thread signalled so far has arrived or is known gone.
  * 0; -ETIMEDOUT at the deadline; PW_STALLED when the attempt stalled and
@@ -409,7 +463,10 @@ static int wait_arrivals(uint64_t deadline, uint64_t stall_ns, bool may_retry)
 		int e = check_laggards();
 		if (e)
 			return e;
-		if (now_ns() - last_progress < stall_ns)
+		/* Threads that do not answer go to the ptrace helper after a
+		 * millisecond without progress; the retry waits longer. */
+		uint64_t quiet = now_ns() - last_progress;
+		if (quiet < (E.may_inject ? PW_INJECT_AFTER_NS : stall_ns))
 			goto next;
 		if (!E.may_inject) {
 			if (may_retry)

@@ -211,26 +211,34 @@ static const char *stage_name(int stage)
 	}
 }
 
-int procwide__inject_seize(uint32_t idx, pid_t tid, uint64_t deadline, char *why, size_t whysz)
+int procwide__inject_send_seize(uint32_t idx, pid_t tid)
 {
 	struct pw_inject_req q = {.op = PW_INJ_SEIZE, .idx = idx, .tid = tid, .pid = pw_getpid()};
-	struct pw_inject_rep r;
 	int e = send_req(&q);
-	if (!e)
-		e = recv_rep(&r, deadline);
+	if (e)
+		kill_helper();
+	return e;
+}
+
+int procwide__inject_recv_seize(uint32_t *idx, uint64_t deadline, char *why, size_t whysz)
+{
+	struct pw_inject_rep r;
+	int e = recv_rep(&r, deadline);
 	if (e) {
 		kill_helper();
 		snprintf(why, whysz, "the ptrace helper %s",
 			 e == -ETIMEDOUT ? "did not answer in time" : "died (a seccomp filter may forbid ptrace)");
+		*idx = UINT32_MAX;
 		return e;
 	}
+	*idx = r.idx;
 	if (r.err == 0 || r.err == -ESRCH)
 		return r.err;
 	char tracer[32] = "";
 	if (r.err == -EPERM && r.stage == PW_STAGE_SEIZE) {
 		/* Already traced (a debugger), or a seccomp or LSM policy
 		 * forbids it: say what can be told from here. */
-		int t = procwide__task_tracer(tid);
+		int t = procwide__task_tracer(r.tid);
 		if (t > 0)
 			snprintf(tracer, sizeof tracer, "traced by pid %d", t);
 	}

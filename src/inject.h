@@ -30,6 +30,7 @@ struct pw_inject_rep {
 	long result;	 /* RUN_ALL: the call's raw result */
 	int32_t last;	 /* RUN_ALL/RELEASE: 1 on the closing reply */
 	int32_t stage;	 /* where it failed: enum pw_inject_stage */
+	pid_t tid;	 /* SEIZE: the thread */
 };
 
 enum pw_inject_stage {
@@ -49,8 +50,14 @@ PW_HIDDEN __attribute__((noreturn)) void procwide__inject_helper_main(int sock, 
 /* Caller side (src/inject.c).  All return 0 or -errno; `why` gets a reason
  * a person can act on. */
 PW_HIDDEN int procwide__inject_begin(uint32_t cap, uint64_t deadline, char *why, size_t whysz);
-PW_HIDDEN int procwide__inject_seize(uint32_t idx, pid_t tid, uint64_t deadline, char *why,
-				     size_t whysz);
+/* Asks the helper to stop the thread of slot idx; the answer comes through
+ * procwide__inject_recv_seize() (several may be in flight).  0, -EPIPE. */
+PW_HIDDEN int procwide__inject_send_seize(uint32_t idx, pid_t tid);
+/* The next answer: 0 (stopped), -ESRCH (gone), a ptrace error (why says
+ * which step and why), or -EPIPE/-ETIMEDOUT if the helper died or did not
+ * answer (it is then gone, and every thread it held is let go). */
+PW_HIDDEN int procwide__inject_recv_seize(uint32_t *idx, uint64_t deadline, char *why,
+					  size_t whysz);
 PW_HIDDEN int procwide__inject_run_all(long nr, const long args[6], uint64_t deadline,
 				       void (*fn)(uint32_t idx, long result, int err, void *ctx),
 				       void *ctx);

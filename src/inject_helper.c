@@ -31,6 +31,8 @@ struct held {
 	pid_t tid;
 	int seized;
 	int masked;	       /* mask replaced: put h->mask back on detach */
+	int have_regs;	       /* saved/resume are valid: put resume back */
+	int err;	       /* run_all: 0, or how this thread failed */
 	uint64_t mask;	       /* the thread's signal mask */
 	struct pw_regs saved;  /* registers at the stop */
 	struct pw_regs resume; /* what to put back (saved, restart applied) */
@@ -47,11 +49,16 @@ static void die_now(void)
 		pw_sys3(SYS_exit_group, 1, 0, 0);
 }
 
-static void reply(int sock, int err, uint32_t idx, long result, int last, int stage)
+static void reply_tid(int sock, int err, uint32_t idx, long result, int last, int stage, pid_t tid)
 {
-	struct pw_inject_rep r = {err, idx, result, last, stage};
+	struct pw_inject_rep r = {err, idx, result, last, stage, tid};
 	if (pw_write(sock, &r, sizeof r) != (long)sizeof r)
 		die_now(); /* the caller is gone or confused: stop here */
+}
+
+static void reply(int sock, int err, uint32_t idx, long result, int last, int stage)
+{
+	reply_tid(sock, err, idx, result, last, stage, 0);
 }
 
 /* Waits for the next stop of h->tid that the helper asked for: the stop
@@ -83,19 +90,26 @@ static long wait_stop(struct held *h, int event_stop)
 	}
 }
 
-static int seize(struct held *h, pid_t pid, int *stage)
+/* Asks the kernel to stop h->tid; seize_finish() waits for the stop. */
+static int seize_start(struct held *h, int *stage)
 {
 	*stage = PW_STAGE_SEIZE;
+	h->seized = 0;
+	h->masked = 0;
+	h->have_regs = 0;
 	long r = ptrace4(PW_PTRACE_SEIZE, h->tid, 0, PW_PTRACE_O_TRACESYSGOOD);
 	if (pw_is_err(r))
 		return (int)r;
 	h->seized = 1;
-	h->masked = 0;
 	*stage = PW_STAGE_STOP;
 	r = ptrace4(PW_PTRACE_INTERRUPT, h->tid, 0, 0);
-	if (pw_is_err(r))
-		return (int)r;
-	r = wait_stop(h, 1);
+	return pw_is_err(r) ? (int)r : 0;
+}
+
+static int seize_finish(struct held *h, pid_t pid, int *stage)
+{
+	*stage = PW_STAGE_STOP;
+	long r = wait_stop(h, 1);
 	if (pw_is_err(r))
 		return (int)r;
 	/* Never trust a tid: now that it is stopped and cannot exit and be
@@ -115,39 +129,54 @@ static int seize(struct held *h, pid_t pid, int *stage)
 	if (pw_is_err(r))
 		return (int)r;
 	h->resume = pw_arch_resume_regs(&h->saved);
+	h->have_regs = 1;
 	return 0;
 }
 
-static long run_one(struct held *h, long nr, const long args[6], int *err)
+/* Runs the call in every held thread.  All threads are started towards
+ * the call's entry stop at once, and their stops are then taken in order:
+ * the stops overlap on every CPU instead of costing a round trip each. */
+static void run_all(int sock, struct held *t, uint32_t cap, long nr, const long args[6])
 {
-	struct pw_regs regs = h->saved;
-	pw_arch_prepare_call(&regs, nr, args);
-	*err = 0;
-	/* Entry stop, then exit stop. */
-	if (pw_is_err(ptrace4(PW_PTRACE_SETREGS, h->tid, 0, (long)&regs)) ||
-	    pw_is_err(ptrace4(PW_PTRACE_SYSCALL, h->tid, 0, 0)) || pw_is_err(wait_stop(h, 0)) ||
-	    pw_is_err(ptrace4(PW_PTRACE_SYSCALL, h->tid, 0, 0)) || pw_is_err(wait_stop(h, 0))) {
-		*err = -ESRCH;
-		return 0;
+	for (uint32_t i = 0; i < cap; i++) {
+		if (!t[i].seized)
+			continue;
+		struct pw_regs regs = t[i].saved;
+		pw_arch_prepare_call(&regs, nr, args);
+		t[i].err = 0;
+		if (pw_is_err(ptrace4(PW_PTRACE_SETREGS, t[i].tid, 0, (long)&regs)) ||
+		    pw_is_err(ptrace4(PW_PTRACE_SYSCALL, t[i].tid, 0, 0)))
+			t[i].err = -ESRCH;
 	}
-	struct pw_regs after;
-	if (pw_is_err(ptrace4(PW_PTRACE_GETREGS, h->tid, 0, (long)&after))) {
-		*err = -EIO;
-		return 0;
+	for (uint32_t i = 0; i < cap; i++) /* entry stops */
+		if (t[i].seized && !t[i].err &&
+		    (pw_is_err(wait_stop(&t[i], 0)) ||
+		     pw_is_err(ptrace4(PW_PTRACE_SYSCALL, t[i].tid, 0, 0))))
+			t[i].err = -ESRCH;
+	for (uint32_t i = 0; i < cap; i++) { /* exit stops */
+		if (!t[i].seized)
+			continue;
+		struct pw_regs after;
+		if (!t[i].err && pw_is_err(wait_stop(&t[i], 0)))
+			t[i].err = -ESRCH;
+		if (!t[i].err && pw_is_err(ptrace4(PW_PTRACE_GETREGS, t[i].tid, 0, (long)&after)))
+			t[i].err = -EIO;
+		/* Put everything back at once: should this process die now,
+		 * the thread resumes exactly where it was. */
+		if (!t[i].err && pw_is_err(ptrace4(PW_PTRACE_SETREGS, t[i].tid, 0, (long)&t[i].resume)))
+			t[i].err = -EIO;
+		reply(sock, t[i].err, i, t[i].err ? 0 : pw_arch_result(&after), 0,
+		      t[i].err ? PW_STAGE_RUN : PW_STAGE_NONE);
 	}
-	/* Put everything back at once: should this process die now, the
-	 * thread resumes exactly where it was. */
-	if (pw_is_err(ptrace4(PW_PTRACE_SETREGS, h->tid, 0, (long)&h->resume)))
-		*err = -EIO;
-	return pw_arch_result(&after);
+	reply(sock, 0, 0, 0, 1, PW_STAGE_NONE);
 }
 
 static void detach(struct held *h)
 {
-	if (h->masked) {
+	if (h->have_regs)
 		ptrace4(PW_PTRACE_SETREGS, h->tid, 0, (long)&h->resume);
+	if (h->masked)
 		ptrace4(PW_PTRACE_SETSIGMASK, h->tid, 8, (long)&h->mask);
-	}
 	ptrace4(PW_PTRACE_DETACH, h->tid, 0, 0);
 	h->seized = 0;
 }
@@ -190,24 +219,39 @@ void procwide__inject_helper_main(int sock, pid_t parent, uint32_t cap)
 			die_now();
 		}
 		if (q.op == PW_INJ_SEIZE) {
-			if (q.idx >= cap || q.pid != parent)
-				die_now();
-			struct held *h = &t[q.idx];
-			h->tid = q.tid;
-			int stage;
-			int e = seize(h, parent, &stage);
-			if (e && h->seized)
-				detach(h);
-			reply(sock, e, q.idx, 0, 1, e ? stage : PW_STAGE_NONE);
-		} else if (q.op == PW_INJ_RUN_ALL) {
-			for (uint32_t i = 0; i < cap; i++) {
-				if (!t[i].seized)
-					continue;
-				int e;
-				long r = run_one(&t[i], q.nr, q.args, &e);
-				reply(sock, e, i, r, 0, e ? PW_STAGE_RUN : PW_STAGE_NONE);
+			/* Take every request already waiting, ask for all the
+			 * stops, then collect them: the threads stop together. */
+			struct pw_inject_req batch[64];
+			uint32_t nb = 0;
+			batch[nb++] = q;
+			while (nb < 64) {
+				n = pw_sys6(SYS_recvfrom, sock, (long)&batch[nb], sizeof batch[nb],
+					    0x40 /* MSG_DONTWAIT */, 0, 0);
+				if (n != (long)sizeof q)
+					break;
+				if (batch[nb].op != PW_INJ_SEIZE)
+					die_now();
+				nb++;
 			}
-			reply(sock, 0, 0, 0, 1, PW_STAGE_NONE);
+			int err[64], stage[64];
+			for (uint32_t k = 0; k < nb; k++) {
+				if (batch[k].idx >= cap || batch[k].pid != parent)
+					die_now();
+				struct held *h = &t[batch[k].idx];
+				h->tid = batch[k].tid;
+				err[k] = seize_start(h, &stage[k]);
+			}
+			for (uint32_t k = 0; k < nb; k++) {
+				struct held *h = &t[batch[k].idx];
+				if (!err[k])
+					err[k] = seize_finish(h, parent, &stage[k]);
+				if (err[k] && h->seized)
+					detach(h);
+				reply_tid(sock, err[k], batch[k].idx, 0, 1, err[k] ? stage[k] : PW_STAGE_NONE,
+					  h->tid);
+			}
+		} else if (q.op == PW_INJ_RUN_ALL) {
+			run_all(sock, t, cap, q.nr, q.args);
 		} else if (q.op == PW_INJ_RELEASE) {
 			release_all(t, cap);
 			reply(sock, 0, 0, 0, 1, PW_STAGE_NONE);
