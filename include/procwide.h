@@ -83,7 +83,16 @@ enum procwide_mismatch {
 struct procwide_opts {
 	size_t size;		  /* sizeof(struct procwide_opts) */
 	unsigned int mismatch;	  /* enum procwide_mismatch */
-	unsigned int deadline_ms; /* 0: PROCWIDE_DEFAULT_DEADLINE_MS */
+	unsigned int deadline_ms; /* 0: PROCWIDE_DEFAULT_DEADLINE_MS.  Bounds
+				     reaching every thread, from the start of
+				     the call (past it: -ETIMEDOUT, nothing
+				     changed); then, once threads have run the
+				     call, any wait without progress while no
+				     thread that must still finish is waiting
+				     for a CPU (past it: the process is killed,
+				     fail closed).  On a machine whose CPUs are
+				     all busy, reaching every thread can take
+				     longer than the default: raise it. */
 	int signal;		  /* 0: chosen at runtime; else a real-time
 				     signal >= 35 the application leaves alone */
 	unsigned int flags;	  /* PROCWIDE_NO_PTRACE or PROCWIDE_PTRACE_ALL */

@@ -16,6 +16,7 @@
 
 #include "raw.h"
 
+#define PW_NSIG 64
 #define PW_CHUNK_SHIFT 8
 #define PW_CHUNK_SLOTS (1u << PW_CHUNK_SHIFT)
 /* 4,194,304 slots: the kernel's PID_MAX_LIMIT, so one slot per possible
@@ -68,11 +69,14 @@ struct procwide__shared {
 	/* Set once, before the handler is first installed. */
 	uint64_t secret; /* identifies procwide's own deliveries */
 
-	/* The application's handler for the signal procwide uses, to which
-	 * every delivery that is not procwide's is handed. */
-	void *prev_handler;
-	unsigned long prev_flags;
-	uint64_t prev_mask;
+	/* For every signal procwide has put its handler on, the application's
+	 * disposition before, to which every delivery that is not procwide's
+	 * is handed (the handler stays on a signal procwide moved away from). */
+	struct pw_prev {
+		void *handler;
+		unsigned long flags;
+		uint64_t mask;
+	} prev[PW_NSIG + 1];
 	int signo;
 
 	/* Per call, written by the caller before the phase that reads them. */

@@ -28,6 +28,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,6 +52,7 @@ static struct {
 	uint32_t nzombie;
 	uint32_t nnew;	   /* threads found by the current sweep */
 	uint32_t nseized;  /* threads stopped by the ptrace helper */
+	uint32_t nmarked;  /* marked for the helper by the current sweep */
 	uid_t uid;
 	int signo;
 	bool may_inject;   /* the ptrace helper may be used */
@@ -288,6 +290,51 @@ static int seize_marked(void)
 	return E.inject_all ? E.inject_error : PW_STALLED;
 }
 
+/* Threads that the last call had to reach through ptrace (they block the
+ * signal).  The next call hands them to the helper at once: no signal that
+ * would stay queued in them (each one counts against the user's
+ * RLIMIT_SIGPENDING, call after call) and no wait for them to stall. */
+static struct {
+	pid_t *tids; /* sorted */
+	uint32_t n, cap;
+} blocking;
+
+static int cmp_tid(const void *a, const void *b)
+{
+	pid_t x = *(const pid_t *)a, y = *(const pid_t *)b;
+	return (x > y) - (x < y);
+}
+
+static bool known_blocking(pid_t tid)
+{
+	return blocking.n && bsearch(&tid, blocking.tids, blocking.n, sizeof tid, cmp_tid);
+}
+
+/* After the release (nothing is parked: allocating is safe). */
+static void remember_blocking(void)
+{
+	uint32_t n = 0;
+	if (E.inject_all)
+		return;
+	for (uint32_t i = 0; i < E.nused; i++) {
+		enum pw_slot_state st = slot_state(i);
+		if (st != PW_S_INJ_DONE && st != PW_S_SEIZED)
+			continue;
+		if (n == blocking.cap) {
+			uint32_t cap = blocking.cap ? blocking.cap * 2 : 16;
+			pid_t *t = realloc(blocking.tids, cap * sizeof *t);
+			if (!t)
+				break; /* only an optimisation */
+			blocking.tids = t;
+			blocking.cap = cap;
+		}
+		blocking.tids[n++] = slot_tid(i);
+	}
+	if (n)
+		qsort(blocking.tids, n, sizeof *blocking.tids, cmp_tid);
+	blocking.n = n;
+}
+
 static int on_tid(pid_t tid, void *ctx)
 {
 	(void)ctx;
@@ -309,8 +356,9 @@ static int on_tid(pid_t tid, void *ctx)
 		E.nzombie++;
 		return 0;
 	}
-	if (E.inject_all) {
+	if (E.inject_all || (E.may_inject && known_blocking(tid))) {
 		slot_set(idx, PW_S_INJECTING); /* seized after the sweep */
+		E.nmarked++;
 		return 0;
 	}
 	return reach(idx);
@@ -342,7 +390,8 @@ static int check_laggards(void)
 		 * a thread a debugger has not reaped): read /proc for it alone,
 		 * since a read per waiting thread would cost more than the wait. */
 		char state = gone || tid != procwide__shared.pid ? 0 : procwide__task_state(tid);
-		if (!gone && state != 'Z' && state != 'X')
+		gone |= state == 'X'; /* dead: leaves the count at once */
+		if (!gone && state != 'Z')
 			continue;
 		/* The compare-and-swap loses only to an arrival, and a thread
 		 * that arrived is alive and parked. */
@@ -381,8 +430,10 @@ static int sweep(void)
 	atomic_store(&procwide__shared.want, UINT32_MAX); /* no wake-ups while sending */
 	int e = procwide__taskdir_sweep(on_tid, NULL);
 	publish_want();
-	if (!e && E.inject_all)
+	if (!e && E.nmarked) {
+		E.nmarked = 0;
 		e = seize_marked();
+	}
 	return e;
 }
 
@@ -496,19 +547,26 @@ static int gather(uint64_t deadline, uint64_t stall_ns, bool may_retry)
 			return e;
 		/* Everyone known is parked, stopped by the helper, a zombie or
 		 * gone, and neither a parked nor a stopped thread creates
-		 * threads.  Each one held is a thread the kernel counts, so if
-		 * the kernel's count equals ours no thread is missing, and a
-		 * further sweep could show nothing new.  A larger count means
-		 * that readdir skipped a live thread while others exited, that
-		 * a thread not yet parked made one, or that one is exiting:
-		 * sweep again.  A smaller one: a zombie was reaped. */
+		 * threads.  A kernel count larger than ours means that readdir
+		 * skipped a live thread while others exited, that a thread not
+		 * yet parked made one, or that one is exiting: sweep again.  A
+		 * smaller one: a zombie was reaped. */
 		long count = procwide__taskdir_count();
 		if (count < 0)
 			return (int)count;
 		long present = (long)atomic_load(&procwide__shared.arrived) + 1 + E.nzombie +
 			       E.nseized;
-		if (count == present)
-			return 0;
+		if (count == present) {
+			/* And a sweep that finds no one new: the count alone
+			 * could hide a thread behind one counted here that has
+			 * just ended (a zombie reaped, a parked thread
+			 * cancelled). */
+			if ((e = sweep()) != 0)
+				return e;
+			if (!E.nnew)
+				return 0;
+			continue;
+		}
 		if ((e = check_laggards()) != 0)
 			return e;
 		if (now_ns() >= deadline)
@@ -525,7 +583,7 @@ static void start_attempt(void)
 {
 	if (++E.gen == 0)
 		E.gen = 1;
-	E.nused = E.nsent = E.nunsent = E.nzombie = E.nseized = 0;
+	E.nused = E.nsent = E.nunsent = E.nzombie = E.nseized = E.nmarked = 0;
 	memset(E.hash, 0, E.hcap * sizeof *E.hash);
 	atomic_store(&procwide__shared.arrived, 0);
 	atomic_store(&procwide__shared.remaining, 0);
@@ -558,8 +616,8 @@ static void on_injected(uint32_t idx, long result, int err, void *ctx)
 		/* Other threads have the change: fail closed. */
 		char msg[160];
 		snprintf(msg, sizeof msg,
-			 "procwide: the ptrace helper could not run the call in thread %d (%s) after others had run it; killing the process\n",
-			 (int)slot_tid(idx), strerror(-err));
+			 "procwide: the ptrace helper could not run the call in thread %d (error %d) after others had run it; killing the process\n",
+			 (int)slot_tid(idx), -err);
 		procwide__die(msg);
 	}
 	pw_slot_at(idx)->result = result;
@@ -692,14 +750,19 @@ static void describe_unreachable(struct pw_result *res, pid_t tid, int status,
 			 (int)tid, name, E.signo, E.why);
 		return;
 	}
-	const char *why = status == PROCWIDE_THREAD_BLOCKED ? "blocks procwide's signal"
-			  : status == PROCWIDE_THREAD_QUEUE_FULL
-				  ? "could not be signalled (signal queue full: RLIMIT_SIGPENDING)"
-				  : "did not answer procwide's signal";
+	char what[96];
+	if (status == PROCWIDE_THREAD_BLOCKED)
+		snprintf(what, sizeof what, "blocks procwide's signal %d and did not answer it",
+			 E.signo);
+	else if (status == PROCWIDE_THREAD_QUEUE_FULL)
+		snprintf(what, sizeof what,
+			 "could not be sent procwide's signal %d (queue full: RLIMIT_SIGPENDING)",
+			 E.signo);
+	else
+		snprintf(what, sizeof what, "did not answer procwide's signal %d", E.signo);
 	snprintf(res->message, sizeof res->message,
-		 "thread %d (%s) %s %d within %u ms%s; nothing was changed in any thread",
-		 (int)tid, name, why, E.signo, deadline_ms,
-		 res->nunreachable > 1 ? " (and others: see the report)" : "");
+		 "thread %d (%s) %s within %u ms%s; nothing was changed in any thread", (int)tid,
+		 name, what, deadline_ms, res->nunreachable > 1 ? " (and others: see the report)" : "");
 }
 
 /* Fills the counts, the message and, when the caller asked for it and
@@ -775,7 +838,17 @@ static bool broadcastable(long nr)
 {
 	/* These would leave parked threads waiting for a caller that is gone
 	 * or replaced, or make no sense in every thread. */
+	/* x32 numbers (bit 30) reach other entry points: none is allowed. */
+	if (nr < 0 || (nr & 0x40000000))
+		return nr < 0; /* a negative number fails with ENOSYS everywhere */
 	switch (nr) {
+	/* Undone in other threads when the handler returns (sigreturn puts
+	 * back the mask and the alternate stack) or when the ptrace helper
+	 * puts the registers back (the fs/gs bases). */
+	case SYS_rt_sigprocmask:
+	case SYS_sigaltstack:
+	case SYS_arch_prctl:
+	case SYS_rt_sigsuspend:
 	case SYS_exit:
 	case SYS_rt_sigreturn:
 	case SYS_clone:
@@ -808,14 +881,20 @@ void procwide__engine_run(const struct pw_request *req, struct pw_result *res)
 	memset(res, 0, sizeof *res);
 	if (!broadcastable(req->call.nr)) {
 		fail(res, -EINVAL, PROCWIDE_OUTCOME_REFUSED,
-		     "this system call cannot be run in every thread (exit, clone, fork, execve, rt_sigreturn)");
+		     "this system call cannot be run in every thread (exit, clone, fork, execve, rt_sigreturn, rt_sigprocmask, sigaltstack, arch_prctl, x32 calls)");
 		return;
 	}
+	/* A deferred cancellation acting at one of the cancellation points
+	 * below (read, poll, ...) would unwind the caller with every other
+	 * thread parked: none is taken during the call. */
+	int cancel_state;
+	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
 	pid_t pid = pw_getpid(), tid = pw_gettid();
 	int e = procwide__lock(pid, tid);
 	if (e) {
 		fail(res, e, PROCWIDE_OUTCOME_REFUSED,
 		     "procwide called from a signal handler that interrupted a procwide call in the same thread");
+		pthread_setcancelstate(cancel_state, NULL);
 		return;
 	}
 	e = procwide__taskdir_ensure(pid);
@@ -938,6 +1017,8 @@ void procwide__engine_run(const struct pw_request *req, struct pw_result *res)
 		res->outcome = PROCWIDE_OUTCOME_OK;
 	}
 out:
+	remember_blocking();
 	procwide__unlock();
+	pthread_setcancelstate(cancel_state, NULL);
 	res->elapsed_ns = now_ns() - t0;
 }

@@ -7,6 +7,7 @@
  * built without the stack protector and sanitizers, which read TLS. */
 #include "call.h"
 
+#include <errno.h>
 #include <limits.h>
 #include <stddef.h>
 #include <string.h>
@@ -32,8 +33,11 @@ static uint64_t sigbit(int sig)
  * disposition, as if procwide's handler were not there. */
 static void chain(int sig, siginfo_t *si, void *uc)
 {
-	void *h = procwide__shared.prev_handler;
-	if (sig != procwide__shared.signo || h == (void *)SIG_IGN)
+	if (sig < 1 || sig > PW_NSIG)
+		return;
+	const struct pw_prev *prev = &procwide__shared.prev[sig];
+	void *h = prev->handler;
+	if (h == (void *)SIG_IGN)
 		return;
 	if (h == (void *)SIG_DFL) {
 		/* The default action of a real-time signal is to end the
@@ -47,14 +51,14 @@ static void chain(int sig, siginfo_t *si, void *uc)
 	}
 	/* Run it under the mask its own sigaction asked for; sigreturn puts
 	 * back the thread's mask when this handler returns. */
-	uint64_t mask = procwide__shared.prev_mask;
-	if (!(procwide__shared.prev_flags & PW_SA_NODEFER))
+	uint64_t mask = prev->mask;
+	if (!(prev->flags & PW_SA_NODEFER))
 		mask |= sigbit(sig);
 	uint64_t cur;
 	memcpy(&cur, &((ucontext_t *)uc)->uc_sigmask, sizeof cur);
 	mask |= cur;
 	pw_rt_sigprocmask(SIG_SETMASK, &mask, NULL);
-	if (procwide__shared.prev_flags & PW_SA_SIGINFO)
+	if (prev->flags & PW_SA_SIGINFO)
 		((void (*)(int, siginfo_t *, void *))h)(sig, si, uc);
 	else
 		((void (*)(int))h)(sig);
@@ -91,9 +95,21 @@ void procwide__handler(int sig, siginfo_t *si, void *uc)
 	if (n >= atomic_load(&s->want))
 		pw_futex_wake(&s->arrived, 1);
 
+	/* Park.  Wake now and then to check that the caller is alive: a
+	 * caller killed mid-call (a seccomp KILL_THREAD rule for the very
+	 * call it runs, say) would otherwise leave every thread parked. */
 	uint32_t ph;
-	while ((ph = atomic_load_explicit(&s->phase, memory_order_acquire)) == PW_GATHER)
-		pw_futex_wait(&s->phase, PW_GATHER, NULL);
+	pid_t caller = s->caller_tid, pid = s->pid;
+	while ((ph = atomic_load_explicit(&s->phase, memory_order_acquire)) == PW_GATHER) {
+		struct timespec patience = {0, 100 * 1000 * 1000};
+		if (pw_futex_wait(&s->phase, PW_GATHER, &patience) == -ETIMEDOUT &&
+		    pw_tgkill(pid, caller, 0) == -ESRCH)
+			return; /* nobody will release us: nothing was run */
+	}
+	/* Still this call's: a caller that took over the lock of a dead one
+	 * may have reused the slot. */
+	if (atomic_load_explicit(&slot->word, memory_order_acquire) != pw_word(gen, PW_S_ARRIVED))
+		return;
 
 	if (ph == PW_GO) {
 		long r = pw_sys6(s->nr, s->args[0], s->args[1], s->args[2],

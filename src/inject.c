@@ -35,7 +35,20 @@ static struct {
 	int sock;
 	pid_t helper;
 	int yama_ptracer_set;
-} inj = {-1, 0, 0};
+	pid_t owner; /* the process that started the helper */
+} inj = {-1, 0, 0, 0};
+
+/* A forked child inherits the parent's helper state: forget it (the
+ * socket is a copy; the helper is the parent's, never to be touched). */
+static void forget_if_forked(void)
+{
+	if (inj.helper > 0 && inj.owner != pw_getpid()) {
+		close(inj.sock);
+		inj.sock = -1;
+		inj.helper = 0;
+		inj.yama_ptracer_set = 0;
+	}
+}
 
 /* Yama's scope, read when the library loads: /proc may be closed later. */
 static int yama_scope = -1;
@@ -94,6 +107,7 @@ static int has_cap(int cap)
 
 int procwide__inject_active(void)
 {
+	forget_if_forked();
 	return inj.helper > 0;
 }
 
@@ -116,6 +130,7 @@ static void kill_helper(void)
 int procwide__inject_begin(uint32_t cap, uint64_t deadline, char *why, size_t whysz)
 {
 	(void)deadline;
+	forget_if_forked();
 	if (inj.helper > 0)
 		return 0;
 	if (yama_scope == 3) {
@@ -155,6 +170,7 @@ int procwide__inject_begin(uint32_t cap, uint64_t deadline, char *why, size_t wh
 	}
 	inj.sock = sv[0];
 	inj.helper = (pid_t)child;
+	inj.owner = parent;
 	if (yama_scope == 1) {
 		/* Yama lets a process trace only its descendants unless the
 		 * tracee names a tracer; the helper is our child.  Yama has no
@@ -183,15 +199,17 @@ static int recv_rep(struct pw_inject_rep *r, uint64_t deadline)
 {
 	for (;;) {
 		uint64_t t = now_ns();
-		int ms = deadline == UINT64_MAX ? -1
-			 : t >= deadline	 ? 0
-						 : (int)((deadline - t + 999999) / 1000000);
+		uint64_t left_ms = t >= deadline ? 0 : (deadline - t + 999999) / 1000000;
+		int ms = deadline == UINT64_MAX ? -1 : left_ms > 60000 ? 60000 : (int)left_ms;
 		struct pollfd p = {inj.sock, POLLIN, 0};
 		int k = poll(&p, 1, ms);
 		if (k < 0 && errno == EINTR)
 			continue;
-		if (k == 0)
-			return -ETIMEDOUT;
+		if (k == 0) {
+			if (now_ns() >= deadline)
+				return -ETIMEDOUT;
+			continue; /* a long deadline is waited for in slices */
+		}
 		ssize_t n = recv(inj.sock, r, sizeof *r, 0);
 		if (n < 0 && errno == EINTR)
 			continue;

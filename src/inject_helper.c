@@ -91,12 +91,16 @@ static long wait_stop(struct held *h, int event_stop)
 }
 
 /* Asks the kernel to stop h->tid; seize_finish() waits for the stop. */
-static int seize_start(struct held *h, int *stage)
+static int seize_start(struct held *h, pid_t pid, int *stage)
 {
 	*stage = PW_STAGE_SEIZE;
 	h->seized = 0;
 	h->masked = 0;
 	h->have_regs = 0;
+	/* Checked again once it is stopped; this first check keeps a tid
+	 * reused by another process from being interrupted at all. */
+	if (pw_is_err(pw_tgkill(pid, h->tid, 0)))
+		return -ESRCH;
 	long r = ptrace4(PW_PTRACE_SEIZE, h->tid, 0, PW_PTRACE_O_TRACESYSGOOD);
 	if (pw_is_err(r))
 		return (int)r;
@@ -120,11 +124,8 @@ static int seize_finish(struct held *h, pid_t pid, int *stage)
 	if (pw_is_err(r))
 		return -ESRCH;
 	*stage = PW_STAGE_REGS;
-	uint64_t all = ~0ULL;
-	if (pw_is_err(r = ptrace4(PW_PTRACE_GETSIGMASK, h->tid, 8, (long)&h->mask)) ||
-	    pw_is_err(r = ptrace4(PW_PTRACE_SETSIGMASK, h->tid, 8, (long)&all)))
+	if (pw_is_err(r = ptrace4(PW_PTRACE_GETSIGMASK, h->tid, 8, (long)&h->mask)))
 		return (int)r;
-	h->masked = 1;
 	r = ptrace4(PW_PTRACE_GETREGS, h->tid, 0, (long)&h->saved);
 	if (pw_is_err(r))
 		return (int)r;
@@ -144,8 +145,18 @@ static void run_all(int sock, struct held *t, uint32_t cap, long nr, const long 
 		struct pw_regs regs = t[i].saved;
 		pw_arch_prepare_call(&regs, nr, args);
 		t[i].err = 0;
-		if (pw_is_err(ptrace4(PW_PTRACE_SETREGS, t[i].tid, 0, (long)&regs)) ||
-		    pw_is_err(ptrace4(PW_PTRACE_SYSCALL, t[i].tid, 0, 0)))
+		/* Every signal blocked while it runs the call, so that none is
+		 * taken from its queue on the way (they stay pending with their
+		 * siginfo); the mask is put back at the exit stop.  Only here:
+		 * a helper that dies while merely holding threads leaves their
+		 * masks as they were. */
+		uint64_t all = ~0ULL;
+		if (pw_is_err(ptrace4(PW_PTRACE_SETSIGMASK, t[i].tid, 8, (long)&all)))
+			t[i].err = -ESRCH;
+		else
+			t[i].masked = 1;
+		if (!t[i].err && (pw_is_err(ptrace4(PW_PTRACE_SETREGS, t[i].tid, 0, (long)&regs)) ||
+				  pw_is_err(ptrace4(PW_PTRACE_SYSCALL, t[i].tid, 0, 0))))
 			t[i].err = -ESRCH;
 	}
 	for (uint32_t i = 0; i < cap; i++) /* entry stops */
@@ -165,6 +176,9 @@ static void run_all(int sock, struct held *t, uint32_t cap, long nr, const long 
 		 * the thread resumes exactly where it was. */
 		if (!t[i].err && pw_is_err(ptrace4(PW_PTRACE_SETREGS, t[i].tid, 0, (long)&t[i].resume)))
 			t[i].err = -EIO;
+		if (t[i].masked &&
+		    !pw_is_err(ptrace4(PW_PTRACE_SETSIGMASK, t[i].tid, 8, (long)&t[i].mask)))
+			t[i].masked = 0;
 		reply(sock, t[i].err, i, t[i].err ? 0 : pw_arch_result(&after), 0,
 		      t[i].err ? PW_STAGE_RUN : PW_STAGE_NONE);
 	}
@@ -190,6 +204,10 @@ static void release_all(struct held *t, uint32_t cap)
 
 void procwide__inject_helper_main(int sock, pid_t parent, uint32_t cap)
 {
+	/* The application's handlers are copied into this process: a
+	 * terminal's ^C or ^Z to the process group must not run them here. */
+	uint64_t all = ~0ULL;
+	pw_rt_sigprocmask(2 /* SIG_SETMASK */, &all, NULL);
 	/* Die with the calling thread; if it died before this line, now. */
 	pw_sys6(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0, 0);
 	if (pw_sys3(SYS_getppid, 0, 0, 0) != parent)
@@ -239,7 +257,7 @@ void procwide__inject_helper_main(int sock, pid_t parent, uint32_t cap)
 					die_now();
 				struct held *h = &t[batch[k].idx];
 				h->tid = batch[k].tid;
-				err[k] = seize_start(h, &stage[k]);
+				err[k] = seize_start(h, parent, &stage[k]);
 			}
 			for (uint32_t k = 0; k < nb; k++) {
 				struct held *h = &t[batch[k].idx];

@@ -5,7 +5,8 @@
  * whose holder does not exist: the word stores the holder's process id, and
  * a child sees a foreign id and takes the lock over.  And a call from a
  * signal handler that interrupted a call in the same thread must fail with
- * EDEADLK rather than wait for itself.  Waiting threads sleep in FUTEX_WAIT,
+ * EDEADLK rather than wait for itself.  A holder that died mid-call is
+ * detected (its tid is gone) and the lock taken over.  Waiting threads sleep in FUTEX_WAIT,
  * which procwide's signal interrupts, so a waiter still takes part in the
  * running call. */
 #include "internal.h"
@@ -39,12 +40,21 @@ int procwide__lock(pid_t pid, pid_t tid)
 				break;
 			continue;
 		}
-		if (atomic_load(&owner_tid) == tid)
+		pid_t owner = atomic_load(&owner_tid);
+		if (owner == tid)
 			return -EDEADLK;
+		/* A holder that died mid-call (killed by a seccomp rule, or
+		 * unwound by a signal handler's longjmp) never unlocks. */
+		if (owner && pw_tgkill(pid, owner, 0) == -ESRCH &&
+		    atomic_compare_exchange_strong(&owner_tid, &owner, 0)) {
+			atomic_store(&lock_word, mine | WAITERS);
+			break;
+		}
 		if (!(w & WAITERS) &&
 		    !atomic_compare_exchange_weak(&lock_word, &w, w | WAITERS))
 			continue;
-		pw_futex_wait(&lock_word, w | WAITERS, NULL);
+		struct timespec patience = {0, 100 * 1000 * 1000};
+		pw_futex_wait(&lock_word, w | WAITERS, &patience);
 	}
 taken:
 	atomic_store(&owner_tid, tid);

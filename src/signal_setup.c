@@ -64,20 +64,28 @@ static int install(int sig)
 	for (int tries = 0; tries < 8; tries++) {
 		if (sigaction(sig, NULL, &prev) != 0)
 			return -errno;
+		void *prev_h = (prev.sa_flags & SA_SIGINFO) ? (void *)prev.sa_sigaction
+							    : (void *)prev.sa_handler;
+		if (prev_h == (void *)procwide__handler) {
+			/* Already ours (procwide used it before): its record of
+			 * the application's disposition stands. */
+			procwide__shared.signo = sig;
+			return sig;
+		}
 		/* Publish what to chain to before the handler can run. */
-		procwide__shared.prev_handler = (prev.sa_flags & SA_SIGINFO)
-						 ? (void *)prev.sa_sigaction
-						 : (void *)prev.sa_handler;
-		procwide__shared.prev_flags = (unsigned long)prev.sa_flags;
-		memcpy(&procwide__shared.prev_mask, &prev.sa_mask, sizeof procwide__shared.prev_mask);
-		procwide__shared.signo = sig;
+		struct pw_prev *rec = &procwide__shared.prev[sig];
+		rec->handler = prev_h;
+		rec->flags = (unsigned long)prev.sa_flags;
+		memcpy(&rec->mask, &prev.sa_mask, sizeof rec->mask);
 		struct sigaction seen;
 		if (sigaction(sig, &act, &seen) != 0)
 			return -errno;
 		void *seen_h = (seen.sa_flags & SA_SIGINFO) ? (void *)seen.sa_sigaction
 							    : (void *)seen.sa_handler;
-		if (seen_h == procwide__shared.prev_handler && seen.sa_flags == prev.sa_flags)
+		if (seen_h == prev_h && seen.sa_flags == prev.sa_flags) {
+			procwide__shared.signo = sig;
 			return sig;
+		}
 		/* Another thread changed it in between: put theirs back. */
 		sigaction(sig, &seen, NULL);
 	}

@@ -106,7 +106,12 @@ static void bad_report_size_is_einval(void)
 
 static void unbroadcastable_syscalls_are_einval(void)
 {
-	long nrs[] = {SYS_exit, SYS_clone, SYS_fork, SYS_vfork, SYS_execve, SYS_rt_sigreturn};
+	/* rt_sigprocmask, sigaltstack: sigreturn would undo them in every
+	 * thread reached by signal; arch_prctl: restoring the registers
+	 * would undo it in threads reached through ptrace. */
+	long nrs[] = {SYS_exit,		  SYS_clone,	   SYS_fork,	   SYS_vfork,
+		      SYS_execve,	  SYS_rt_sigreturn, SYS_rt_sigprocmask, SYS_sigaltstack,
+		      SYS_arch_prctl,	  0x40000000 | 60 /* x32 exit */};
 	for (size_t i = 0; i < sizeof nrs / sizeof nrs[0]; i++) {
 		errno = 0;
 		PW_EQ_LONG(procwide_syscall(nrs[i], 0, 0, 0, 0, 0, 0), -1);

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -100,11 +101,61 @@ static void threads_exiting_mid_call(void)
 	pw_diag("%zu threads exited during calls", exited);
 }
 
+struct kf_insn {
+	uint16_t code;
+	uint8_t jt, jf;
+	uint32_t k;
+};
+struct kf_prog {
+	unsigned short len;
+	struct kf_insn *filter;
+};
+
+static atomic_int killed_tid;
+
+static void *killed_caller(void *arg)
+{
+	(void)arg;
+	atomic_store(&killed_tid, pw_gettid());
+	/* The filter kills the thread that runs getppid: this caller, in
+	 * the middle of its own call, with every other thread parked. */
+	procwide_syscall(SYS_getppid, 0, 0, 0, 0, 0, 0);
+	return NULL; /* not reached */
+}
+
+static void caller_killed_mid_call(void)
+{
+	struct kf_insn f[] = {
+		{0x20, 0, 0, 0},		 /* ld nr */
+		{0x15, 0, 1, SYS_getppid},	 /* jeq getppid */
+		{0x06, 0, 0, 0x00000000u},	 /* KILL_THREAD */
+		{0x06, 0, 0, 0x7fff0000u},	 /* ALLOW */
+	};
+	struct kf_prog prog = {4, f};
+	struct pw_idle *idle = pw_idle_start(3);
+	PW_CHECK(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0, "nnp");
+	PW_CHECK(syscall(SYS_seccomp, 1, 1 /* TSYNC */, &prog) == 0, "seccomp");
+	pthread_t t;
+	PW_CHECK(pthread_create(&t, NULL, killed_caller, NULL) == 0, "create");
+	/* Wait for the kernel to remove it (not pthread_join: musl waits for
+	 * its own exit path, which a thread killed by the kernel never runs). */
+	while (!atomic_load(&killed_tid))
+		usleep(1000);
+	for (int i = 0; i < 5000 && pw_task_state(atomic_load(&killed_tid)); i++)
+		usleep(1000);
+	PW_CHECK(pw_task_state(atomic_load(&killed_tid)) == 0, "the caller was not killed");
+	/* The parked threads noticed and went back to work, and the lock the
+	 * dead caller held is taken over: the next call works. */
+	PW_EQ_LONG(procwide_syscall(SYS_prctl, PR_SET_TIMERSLACK, 77777, 0, 0, 0, 0), 0);
+	pw_idle_stop(idle);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct pw_case cases[] = {
 		PW_CASE(zombie_main_thread),
 		PW_CASE_T(threads_exiting_mid_call, 60),
+		PW_CASE(caller_killed_mid_call),
 	};
 	return pw_main(argc, argv, cases, sizeof cases / sizeof cases[0]);
 }

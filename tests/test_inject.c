@@ -258,6 +258,33 @@ static void thread_state_is_untouched(void)
 	pthread_join(t, NULL);
 }
 
+static long sigq_used(void)
+{
+	char v[64];
+	PW_CHECK(pw_task_status(pw_gettid(), "SigQ", v, sizeof v), "SigQ");
+	return atol(v); /* "queued/limit", per user */
+}
+
+static void no_signal_piles_up_in_a_blocking_thread(void)
+{
+	/* A thread that blocks the signal keeps what was queued for it; a
+	 * signal for every call would exhaust the user's RLIMIT_SIGPENDING.
+	 * Once a thread needed ptrace, the next calls send it none. */
+	pthread_t t;
+	PW_CHECK(pthread_create(&t, NULL, masked_main, NULL) == 0, "create");
+	while (!atomic_load(&masked_tid))
+		usleep(1000);
+	PW_EQ_LONG(procwide_syscall(SYS_prctl, PR_SET_TIMERSLACK, 1111, 0, 0, 0, 0), 0);
+	long before = sigq_used();
+	for (int i = 0; i < 30; i++)
+		PW_EQ_LONG(procwide_syscall(SYS_prctl, PR_SET_TIMERSLACK, 2000 + i, 0, 0, 0, 0), 0);
+	long after = sigq_used();
+	pw_diag("queued signals of this user: %ld before 30 calls, %ld after", before, after);
+	PW_CHECK(after <= before + 1, "signals pile up: %ld -> %ld", before, after);
+	atomic_store(&masked_stop, true);
+	pthread_join(t, NULL);
+}
+
 /* ---- no signal at all: PROCWIDE_PTRACE_ALL ----------------------------- */
 
 static atomic_int sleepers_eintr;
@@ -432,6 +459,7 @@ int main(int argc, char **argv)
 		PW_CASE(futex_wait_completes),
 		PW_CASE(ptrace_all_delivers_no_signal),
 		PW_CASE(thread_state_is_untouched),
+		PW_CASE(no_signal_piles_up_in_a_blocking_thread),
 		PW_CASE(not_dumpable_without_cap_sys_ptrace),
 		PW_CASE(already_traced_by_a_debugger),
 		PW_CASE(seccomp_forbids_ptrace),

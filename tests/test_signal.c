@@ -122,6 +122,43 @@ static void explicit_signal_option(void)
 	pw_idle_stop(idle);
 }
 
+static int call_on(int sig)
+{
+	struct procwide_call call = {.nr = SYS_getpid};
+	struct procwide_opts opts = {.size = sizeof opts, .signal = sig};
+	struct procwide_report rep = {.size = sizeof rep};
+	int r = procwide_run(&call, &opts, &rep);
+	procwide_report_release(&rep);
+	return r ? r : rep.signal;
+}
+
+static void moving_between_signals_keeps_each_chain(void)
+{
+	/* The application handles 40 and 41; procwide is asked to use 40,
+	 * then 41, then 40 again.  Deliveries of either that are not
+	 * procwide's must reach the application every time, and going back to
+	 * a signal must not take procwide's own handler for the application's
+	 * (which would recurse). */
+	handle(40);
+	handle(41);
+	struct pw_idle *idle = pw_idle_start(2);
+	int seq[] = {40, 41, 40, 41};
+	int hits = 0;
+	for (size_t i = 0; i < sizeof seq / sizeof seq[0]; i++) {
+		PW_EQ_LONG(call_on(seq[i]), seq[i]);
+		for (int s = 40; s <= 41; s++) {
+			union sigval v = {.sival_int = s};
+			PW_CHECK(sigqueue(getpid(), s, v) == 0, "sigqueue");
+			hits++;
+			for (int k = 0; k < 1000 && atomic_load(&app_hits) < hits; k++)
+				usleep(1000);
+			PW_EQ_LONG(atomic_load(&app_hits), hits);
+			PW_EQ_LONG(atomic_load(&app_value), s);
+		}
+	}
+	pw_idle_stop(idle);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct pw_case cases[] = {
@@ -131,6 +168,7 @@ int main(int argc, char **argv)
 		PW_CASE(default_disposition_still_ends_the_process),
 		PW_CASE(application_taking_the_signal_later),
 		PW_CASE(explicit_signal_option),
+		PW_CASE(moving_between_signals_keeps_each_chain),
 	};
 	return pw_main(argc, argv, cases, sizeof cases / sizeof cases[0]);
 }
