@@ -55,7 +55,9 @@ extern "C" {
  * Yama) or ETIMEDOUT (no answer within PROCWIDE_DEFAULT_DEADLINE_MS);
  * procwide_last_error() names the thread and the reason.  Other errors:
  * EINVAL (a system call that cannot be broadcast: exit, clone, clone3, fork,
- * vfork, execve, execveat, rt_sigreturn),
+ * vfork, execve, execveat, rt_sigreturn, and those that the return from the
+ * signal handler or the register restore would undo in other threads:
+ * rt_sigprocmask, sigaltstack, rt_sigsuspend, arch_prctl; x32 numbers),
  * EDEADLK (called from a signal handler that interrupted a procwide call in
  * the same thread), EAGAIN (no usable real-time signal), ENOENT (/proc is
  * not mounted), EACCES (/proc/self/task cannot be opened: the first call in
