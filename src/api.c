@@ -1,6 +1,7 @@
 /* The public edge: argument and size checks, errno for procwide_syscall,
  * and copying results into the caller's report as far as its size allows. */
 #include "internal.h"
+#include "sized.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -10,11 +11,7 @@
 
 static _Thread_local char last_error[256];
 
-/* An option struct from a newer header may be larger than ours: accept it
- * only if every byte we do not know is zero (a request we would ignore is
- * refused, never silently dropped).  One from an older header may be
- * smaller: fields past its end take their defaults. */
-static bool tail_is_zero(const void *p, size_t size, size_t known)
+bool procwide__tail_is_zero(const void *p, size_t size, size_t known)
 {
 	const unsigned char *b = p;
 	for (size_t i = known; i < size; i++)
@@ -23,11 +20,14 @@ static bool tail_is_zero(const void *p, size_t size, size_t known)
 	return true;
 }
 
-#define OPT(opts, field, dflt)                                                 \
-	((opts) && (opts)->size >= offsetof(__typeof__(*(opts)), field) +      \
-					   sizeof((opts)->field)               \
-		 ? (opts)->field                                               \
-		 : (dflt))
+void procwide__copy_sized(void *dst, size_t dst_size, const void *full, size_t full_size)
+{
+	memcpy(dst, full, dst_size < full_size ? dst_size : full_size);
+	if (dst_size > full_size)
+		memset((char *)dst + full_size, 0, dst_size - full_size);
+}
+
+#define OPT(opts, field, dflt) ((opts) && PW_HAS_FIELD(opts, field) ? (opts)->field : (dflt))
 
 #define REPORT_MIN_SIZE (offsetof(struct procwide_report, outcome) + sizeof(int))
 
@@ -41,7 +41,7 @@ static int read_request(const struct procwide_call *call, const struct procwide_
 		return -EFAULT;
 	}
 	if (opts && (opts->size < sizeof(size_t) ||
-		     !tail_is_zero(opts, opts->size, sizeof *opts))) {
+		     !procwide__tail_is_zero(opts, opts->size, sizeof *opts))) {
 		*why = "procwide_run: opts->size is too small, or larger with unknown non-zero fields";
 		return -EINVAL;
 	}
@@ -91,10 +91,7 @@ static void copy_report(struct procwide_report *report, const struct pw_result *
 	full.nunreachable = res->nunreachable;
 	full.elapsed_ns = res->elapsed_ns;
 	memcpy(full.message, res->message, sizeof full.message);
-	size_t n = report->size < sizeof full ? report->size : sizeof full;
-	memcpy(report, &full, n);
-	if (report->size > sizeof full)
-		memset((char *)report + sizeof full, 0, report->size - sizeof full);
+	procwide__copy_sized(report, report->size, &full, sizeof full);
 }
 
 int procwide_run(const struct procwide_call *call, const struct procwide_opts *opts,

@@ -6,6 +6,7 @@
  * the kernel's own (the path-selection test hook never applies here: it
  * must not be able to weaken a ruleset). */
 #include "security.h"
+#include "sized.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -89,9 +90,8 @@ int procwide_landlock_open(const struct procwide_landlock_attr *attr, struct pro
 		return -EFAULT;
 	if (!ATTR_HAS(attr, handled_access_fs))
 		return -EINVAL;
-	for (size_t i = sizeof *attr; i < attr->size; i++)
-		if (((const unsigned char *)attr)[i])
-			return -EINVAL;
+	if (!procwide__tail_is_zero(attr, attr->size, sizeof *attr))
+		return -EINVAL;
 	uint64_t fs = attr->handled_access_fs;
 	uint64_t net = ATTR_HAS(attr, handled_access_net) ? attr->handled_access_net : 0;
 	uint64_t scoped = ATTR_HAS(attr, scoped) ? attr->scoped : 0;

@@ -3,6 +3,7 @@
  * (size-checked, as procwide_opts and procwide_report are) and the engine
  * path through procwide_run(). */
 #include "security.h"
+#include "sized.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -11,20 +12,7 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
-/* A struct from a newer header may be larger than ours: accept it only if
- * every byte we do not know is zero (a request we would ignore is refused,
- * never dropped).  One from an older header may be smaller: fields past its
- * end take their defaults. */
-static bool pws_tail_zero(const void *p, size_t size, size_t known)
-{
-	const unsigned char *b = p;
-	for (size_t i = known; i < size; i++)
-		if (b[i])
-			return false;
-	return true;
-}
-
-#define PWS_HAS(s, field) ((s)->size >= offsetof(__typeof__(*(s)), field) + sizeof((s)->field))
+#define PWS_HAS(s, field) PW_HAS_FIELD(s, field)
 #define PWS_REPORT_MIN (offsetof(struct procwide_sec_report, path) + sizeof(int))
 
 void procwide__sec_msg(struct pws_ctx *ctx, const char *fmt, ...)
@@ -44,7 +32,7 @@ int procwide__sec_begin(struct pws_ctx *ctx, const char *fn, const struct procwi
 	if (report && !ctx->report)
 		return -EINVAL; /* nowhere to say why */
 	if (opts && (opts->size < sizeof(size_t) ||
-		     !pws_tail_zero(opts, opts->size, sizeof *opts))) {
+		     !procwide__tail_is_zero(opts, opts->size, sizeof *opts))) {
 		procwide__sec_msg(ctx, "%s: opts->size is too small, or larger with unknown "
 				       "non-zero fields", fn);
 		return -EINVAL;
@@ -80,10 +68,7 @@ int procwide__sec_end(struct pws_ctx *ctx, int err)
 	full.nthreads = ctx->nthreads;
 	full.tid = ctx->tid;
 	memcpy(full.message, ctx->message, sizeof full.message);
-	size_t n = r->size < sizeof full ? r->size : sizeof full;
-	memcpy(r, &full, n);
-	if (r->size > sizeof full)
-		memset((char *)r + sizeof full, 0, r->size - sizeof full);
+	procwide__copy_sized(r, r->size, &full, sizeof full);
 	return err;
 }
 
