@@ -897,6 +897,13 @@ void procwide__engine_run(const struct pw_request *req, struct pw_result *res)
 		pthread_setcancelstate(cancel_state, NULL);
 		return;
 	}
+	/* The C library's own broadcast signals (32-34: glibc's cancellation
+	 * and set*id, musl's synccall) wait here until the call is over.
+	 * musl's synccall handler waits, inside the thread it interrupts, for
+	 * the synccall's caller to finish; if that caller is a thread procwide
+	 * is holding, a caller stuck in that handler would never release it. */
+	uint64_t libc_sigs = 7ULL << 31, old_mask;
+	pw_rt_sigprocmask(SIG_BLOCK, &libc_sigs, &old_mask);
 	e = procwide__taskdir_ensure(pid);
 	if (e) {
 		fail(res, e, PROCWIDE_OUTCOME_REFUSED,
@@ -1018,6 +1025,7 @@ void procwide__engine_run(const struct pw_request *req, struct pw_result *res)
 	}
 out:
 	remember_blocking();
+	pw_rt_sigprocmask(SIG_SETMASK, &old_mask, NULL);
 	procwide__unlock();
 	pthread_setcancelstate(cancel_state, NULL);
 	res->elapsed_ns = now_ns() - t0;

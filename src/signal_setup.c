@@ -56,11 +56,22 @@ static int install(int sig)
 	act.sa_sigaction = procwide__handler;
 	/* SA_ONSTACK: Go and other runtimes require it of every handler on
 	 * threads with small stacks.  SA_RESTART: an interrupted system call
-	 * restarts where the kernel allows it.  The libc's sigfillset leaves
-	 * out its own internal signals, so glibc's set*id broadcast (33) can
-	 * still reach a thread that is parked in procwide's handler. */
+	 * restarts where the kernel allows it.  The mask blocks everything
+	 * while a thread is parked, the C library's own signals too (32-34,
+	 * which sigfillset leaves out, so they are set by hand): musl's
+	 * synccall handler waits, inside the thread it interrupts, until its
+	 * caller is done, and its caller (every signal blocked) may be a
+	 * thread procwide holds through ptrace -- a parked thread caught in
+	 * that handler would never finish the call.  glibc's set*id caller
+	 * waits with signals open, so it parks in turn and is answered after
+	 * the call; a pthread_cancel cannot unwind a parked thread either. */
 	act.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_RESTART;
 	sigfillset(&act.sa_mask);
+	uint64_t libc_sigs = 7ULL << 31; /* 32, 33, 34 */
+	uint64_t word;
+	memcpy(&word, &act.sa_mask, sizeof word);
+	word |= libc_sigs;
+	memcpy(&act.sa_mask, &word, sizeof word);
 	for (int tries = 0; tries < 8; tries++) {
 		if (sigaction(sig, NULL, &prev) != 0)
 			return -errno;
