@@ -1030,3 +1030,25 @@ out:
 	pthread_setcancelstate(cancel_state, NULL);
 	res->elapsed_ns = now_ns() - t0;
 }
+
+/* Keeps one ptrace helper across the calls of a sequence (see
+ * procwide__inject_session_begin); best effort. */
+void procwide__session(bool on)
+{
+	pid_t pid = pw_getpid(), tid = pw_gettid();
+	if (procwide__lock(pid, tid) != 0)
+		return;
+	if (on) {
+		char why[128];
+		long count = procwide__taskdir_ensure(pid) == 0 ? procwide__taskdir_count() : -1;
+		uint32_t cap = count > 0 ? (uint32_t)count * 4 + 4096 : 4096;
+		if (cap > PW_MAX_CHUNKS * PW_CHUNK_SLOTS)
+			cap = PW_MAX_CHUNKS * PW_CHUNK_SLOTS;
+		/* Slots the engine will use must fit the helper's table. */
+		if (reserve(cap) == 0)
+			procwide__inject_session_begin(E.reserved, why, sizeof why);
+	} else {
+		procwide__inject_session_end();
+	}
+	procwide__unlock();
+}

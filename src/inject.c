@@ -36,7 +36,9 @@ static struct {
 	pid_t helper;
 	int yama_ptracer_set;
 	pid_t owner; /* the process that started the helper */
-} inj = {-1, 0, 0, 0};
+	uint32_t cap; /* slots its table holds */
+	int session; /* kept between calls until the session ends */
+} inj = {-1, 0, 0, 0, 0, 0};
 
 /* A forked child inherits the parent's helper state: forget it (the
  * socket is a copy; the helper is the parent's, never to be touched). */
@@ -47,6 +49,7 @@ static void forget_if_forked(void)
 		inj.sock = -1;
 		inj.helper = 0;
 		inj.yama_ptracer_set = 0;
+		inj.session = 0;
 	}
 }
 
@@ -131,8 +134,15 @@ int procwide__inject_begin(uint32_t cap, uint64_t deadline, char *why, size_t wh
 {
 	(void)deadline;
 	forget_if_forked();
-	if (inj.helper > 0)
+	if (inj.helper > 0 && cap <= inj.cap)
 		return 0;
+	if (inj.helper > 0) {
+		if (inj.session) {
+			snprintf(why, whysz, "more threads than the ptrace helper was started for");
+			return -ENOSPC;
+		}
+		kill_helper();
+	}
 	if (yama_scope == 3) {
 		snprintf(why, whysz, "Yama's ptrace_scope is 3: ptrace is disabled on this system");
 		return -EPERM;
@@ -171,6 +181,7 @@ int procwide__inject_begin(uint32_t cap, uint64_t deadline, char *why, size_t wh
 	inj.sock = sv[0];
 	inj.helper = (pid_t)child;
 	inj.owner = parent;
+	inj.cap = cap;
 	if (yama_scope == 1) {
 		/* Yama lets a process trace only its descendants unless the
 		 * tracee names a tracer; the helper is our child.  Yama has no
@@ -290,6 +301,14 @@ void procwide__inject_end(void)
 {
 	if (inj.helper <= 0)
 		return;
+	if (inj.session) {
+		/* Let every thread go, keep the helper for the next call. */
+		struct pw_inject_req q = {.op = PW_INJ_DETACH, .pid = pw_getpid()};
+		struct pw_inject_rep r;
+		if (send_req(&q) != 0 || recv_rep(&r, now_ns() + 2000000000ull) != 0)
+			kill_helper();
+		return;
+	}
 	struct pw_inject_req q = {.op = PW_INJ_RELEASE, .pid = pw_getpid()};
 	struct pw_inject_rep r;
 	/* Detaching is quick; should the helper not answer, killing it
@@ -298,4 +317,19 @@ void procwide__inject_end(void)
 	if (send_req(&q) == 0)
 		recv_rep(&r, now_ns() + 2000000000ull);
 	kill_helper();
+}
+
+int procwide__inject_session_begin(uint32_t cap, char *why, size_t whysz)
+{
+	int e = procwide__inject_begin(cap, UINT64_MAX, why, whysz);
+	if (!e)
+		inj.session = 1;
+	return e;
+}
+
+void procwide__inject_session_end(void)
+{
+	forget_if_forked();
+	inj.session = 0;
+	procwide__inject_end();
 }

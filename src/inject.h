@@ -13,6 +13,7 @@ enum pw_inject_op {
 	PW_INJ_SEIZE = 1,   /* stop tid, check it is ours, save its registers */
 	PW_INJ_RUN_ALL = 2, /* run the call in every seized thread */
 	PW_INJ_RELEASE = 3, /* restore and detach every seized thread, exit */
+	PW_INJ_DETACH = 4,  /* the same, and stay for the next call */
 };
 
 struct pw_inject_req {
@@ -62,6 +63,11 @@ PW_HIDDEN int procwide__inject_run_all(long nr, const long args[6], uint64_t dea
 				       void (*fn)(uint32_t idx, long result, int err, void *ctx),
 				       void *ctx);
 PW_HIDDEN void procwide__inject_end(void);
+/* Keep one helper across calls (procwide_apply_policy: a helper forked
+ * before the ids change keeps the privileges to trace the process after
+ * it has become non-dumpable).  Best effort; always ended with _end. */
+PW_HIDDEN int procwide__inject_session_begin(uint32_t cap, char *why, size_t whysz);
+PW_HIDDEN void procwide__inject_session_end(void);
 PW_HIDDEN int procwide__inject_active(void);
 
 #endif

@@ -270,6 +270,9 @@ void procwide__inject_helper_main(int sock, pid_t parent, uint32_t cap)
 			}
 		} else if (q.op == PW_INJ_RUN_ALL) {
 			run_all(sock, t, cap, q.nr, q.args);
+		} else if (q.op == PW_INJ_DETACH) {
+			release_all(t, cap);
+			reply(sock, 0, 0, 0, 1, PW_STAGE_NONE);
 		} else if (q.op == PW_INJ_RELEASE) {
 			release_all(t, cap);
 			reply(sock, 0, 0, 0, 1, PW_STAGE_NONE);

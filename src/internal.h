@@ -63,5 +63,7 @@ struct pw_request {
 };
 
 PW_HIDDEN void procwide__engine_run(const struct pw_request *req, struct pw_result *res);
+/* Keep one ptrace helper across the calls that follow (true), or end it. */
+PW_HIDDEN void procwide__session(bool on);
 
 #endif

@@ -14,6 +14,7 @@
  *                     steps and procwide's engine use
  * Each step is one of the public calls, process-wide and verified. */
 #include "security.h"
+#include "internal.h"
 
 #include <errno.h>
 #include <string.h>
@@ -87,6 +88,11 @@ int procwide_apply_policy(const struct procwide_policy *policy, const struct pro
 	}
 	const struct procwide_policy *p = policy;
 	unsigned int a = p->apply;
+	/* Changing ids makes the kernel mark the process non-dumpable, and
+	 * dropping root takes CAP_SYS_PTRACE: later steps could then no
+	 * longer reach a thread that blocks every signal.  One ptrace helper,
+	 * forked now, before anything changes, serves every step. */
+	procwide__session(true);
 	/* The other steps take no option flag: they get the deadline only
 	 * (FORCE_ADD is for the seccomp step). */
 	struct procwide_sec_opts sub = {.size = sizeof sub, .deadline_ms = ctx.deadline_ms};
@@ -146,6 +152,7 @@ int procwide_apply_policy(const struct procwide_policy *policy, const struct pro
 	if (v.taskfd >= 0)
 		procwide__verify_close(&v);
 #undef STEP
+	procwide__session(false);
 	if (err < 0 && failed_step)
 		*failed_step = step;
 	/* A listener descriptor is returned as is; the report is the last
