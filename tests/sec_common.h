@@ -1,7 +1,8 @@
 /* Shared by the process-wide security tests (header only, static): worker
  * threads that attempt an operation on request and record its errno, busy
- * threads spinning on an atomic flag, a raw clone() thread, /proc checks,
- * and a small seccomp filter built by hand (musl has no <linux/filter.h>). */
+ * threads spinning on an atomic flag, threads that block every signal (only
+ * the ptrace helper reaches them), a raw clone() thread, /proc checks, and a
+ * small seccomp filter built by hand (musl has no <linux/filter.h>). */
 #ifndef PW_SEC_COMMON_H
 #define PW_SEC_COMMON_H
 
@@ -9,13 +10,16 @@
 #include "procwide.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 /* ---- workers: odd ones spin (busy), even ones poll with a short sleep --- */
@@ -25,6 +29,30 @@ static __attribute__((unused)) int (*volatile sw_fn)(void);
 static atomic_int sw_result[SW_MAX];
 static __attribute__((unused)) pid_t sw_tid[SW_MAX];
 static __attribute__((unused)) int sw_n;
+
+/* How a worker waits between requests. */
+enum sw_kind {
+	SW_POLLING,		/* usleep between looks at sw_gen */
+	SW_BUSY,		/* spins on sw_gen */
+	SW_BLOCKED_NANOSLEEP,	/* every signal blocked; nanosleep between looks */
+	SW_BLOCKED_FUTEX,	/* every signal blocked; a futex wait on sw_gen */
+};
+static __attribute__((unused)) enum sw_kind sw_kind[SW_MAX];
+
+static __attribute__((unused)) const char *sw_kind_name(enum sw_kind k)
+{
+	switch (k) {
+	case SW_POLLING:
+		return "polling";
+	case SW_BUSY:
+		return "busy";
+	case SW_BLOCKED_NANOSLEEP:
+		return "blocking every signal, in nanosleep";
+	case SW_BLOCKED_FUTEX:
+		return "blocking every signal, in a futex wait";
+	}
+	return "?";
+}
 
 static __attribute__((unused)) void *sw_main(void *arg)
 {
@@ -44,6 +72,49 @@ static __attribute__((unused)) void *sw_main(void *arg)
 	return NULL;
 }
 
+/* ---- workers that block every signal (GHC's ticker, runtime threads) ----
+ * They block every signal with the raw system call (the C library's
+ * wrappers keep their own signals back), so neither procwide's signal nor
+ * the C library's setxid broadcast reaches them: the ptrace helper must.
+ * They then wait and, when sw_expect asks, attempt the operation with every
+ * signal still blocked and record its errno like any worker.  A wait they
+ * are in is never meant to end with EINTR: those are counted. */
+static atomic_int sw_blocked_eintr;
+static atomic_int sw_blocked_mask_err;
+
+static __attribute__((unused)) void *sw_blocked_main(void *arg)
+{
+	long id = (long)arg;
+	uint64_t all = ~0ULL;
+	if (syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, NULL, 8) != 0)
+		atomic_store(&sw_blocked_mask_err, errno);
+	int seen = atomic_load(&sw_gen);
+	sw_tid[id] = pw_gettid();
+	atomic_fetch_add(&sw_ready, 1);
+	for (;;) {
+		int g;
+		while ((g = atomic_load(&sw_gen)) == seen) {
+			long r;
+			if (sw_kind[id] == SW_BLOCKED_FUTEX) {
+				r = syscall(SYS_futex, (void *)&sw_gen, 128 /* FUTEX_WAIT_PRIVATE */,
+					    seen, NULL, NULL, 0);
+			} else {
+				struct timespec ts = {0, 1000000};
+				r = nanosleep(&ts, NULL);
+			}
+			if (r != 0 && errno == EINTR)
+				atomic_fetch_add(&sw_blocked_eintr, 1);
+		}
+		seen = g;
+		atomic_store(&sw_result[id], sw_fn());
+		atomic_fetch_add(&sw_done, 1);
+	}
+	return NULL;
+}
+
+/* The SigBlk every signal gives: all but SIGKILL and SIGSTOP. */
+#define SW_SIGBLK_ALL "fffffffffffbfeff"
+
 /* n workers (half busy) plus `idle` threads of the harness. */
 static __attribute__((unused)) void sw_start(int n, size_t idle)
 {
@@ -51,6 +122,7 @@ static __attribute__((unused)) void sw_start(int n, size_t idle)
 	pw_idle_start(idle);
 	for (long i = 0; i < n; i++) {
 		pthread_t t;
+		sw_kind[i] = i & 1 ? SW_BUSY : SW_POLLING;
 		PW_CHECK(pthread_create(&t, NULL, sw_main, (void *)i) == 0, "pthread_create");
 		pthread_detach(t);
 	}
@@ -68,13 +140,56 @@ static __attribute__((unused)) void sw_expect(int (*fn)(void), int want, const c
 	sw_fn = fn;
 	atomic_store(&sw_done, 0);
 	atomic_fetch_add(&sw_gen, 1);
+	syscall(SYS_futex, (void *)&sw_gen, 129 /* FUTEX_WAKE_PRIVATE */, INT_MAX, NULL, NULL, 0);
 	while (atomic_load(&sw_done) < sw_n)
 		usleep(500);
 	for (int i = 0; i < sw_n; i++) {
 		int r = atomic_load(&sw_result[i]);
 		PW_CHECK(r == want, "%s in worker %d (tid %d, %s): %d (%s), want %d", what, i,
-			 sw_tid[i], i & 1 ? "busy" : "polling", r, strerror(r), want);
+			 sw_tid[i], sw_kind_name(sw_kind[i]), r, strerror(r), want);
 	}
+}
+
+/* Adds a worker that blocks every signal and waits the way `kind` says
+ * (after sw_start); sw_expect runs its operations too.  Returns its tid,
+ * checked from /proc to block every signal. */
+static __attribute__((unused)) pid_t sw_start_blocked(enum sw_kind kind)
+{
+	PW_CHECK(kind == SW_BLOCKED_NANOSLEEP || kind == SW_BLOCKED_FUTEX, "kind %d", (int)kind);
+	PW_CHECK(sw_n < SW_MAX, "too many workers");
+	long id = sw_n;
+	sw_kind[id] = kind;
+	pthread_t t;
+	PW_CHECK(pthread_create(&t, NULL, sw_blocked_main, (void *)id) == 0, "pthread_create");
+	pthread_detach(t);
+	sw_n++;
+	while (atomic_load(&sw_ready) < sw_n)
+		usleep(1000);
+	PW_EQ_LONG(atomic_load(&sw_blocked_mask_err), 0);
+	char v[64];
+	PW_CHECK(pw_task_status(sw_tid[id], "SigBlk", v, sizeof v), "thread %d gone", sw_tid[id]);
+	PW_CHECK(strcmp(v, SW_SIGBLK_ALL) == 0, "thread %d SigBlk %s", sw_tid[id], v);
+	return sw_tid[id];
+}
+
+/* After the calls: every worker that blocked every signal still does (the
+ * ptrace helper restored it exactly), and none of their waits saw EINTR.
+ * Reads /proc: call it before anything forbids /proc. */
+static __attribute__((unused)) void sw_blocked_intact(void)
+{
+	int n = 0;
+	for (int i = 0; i < sw_n; i++) {
+		if (sw_kind[i] != SW_BLOCKED_NANOSLEEP && sw_kind[i] != SW_BLOCKED_FUTEX)
+			continue;
+		char v[64];
+		PW_CHECK(pw_task_status(sw_tid[i], "SigBlk", v, sizeof v), "thread %d gone",
+			 sw_tid[i]);
+		PW_CHECK(strcmp(v, SW_SIGBLK_ALL) == 0, "thread %d (%s) SigBlk %s", sw_tid[i],
+			 sw_kind_name(sw_kind[i]), v);
+		n++;
+	}
+	PW_CHECK(n > 0, "no worker blocks every signal");
+	PW_EQ_LONG(atomic_load(&sw_blocked_eintr), 0);
 }
 
 /* ---- a raw clone() thread, unknown to the C library -------------------- */

@@ -193,6 +193,104 @@ static void bad_input(void)
 	PW_EQ_LONG(procwide_securebits(1u << 30), -EPERM);
 }
 
+/* ---- threads that block every signal ----------------------------------- */
+/* As root: the bounding set, capset, ambient and securebits reach the two
+ * workers that block every signal (only the ptrace helper reaches them);
+ * seen from /proc, and each of them then fails to chown without CAP_CHOWN. */
+static void caps_reach_blocked_thread(void)
+{
+	need_root();
+	snprintf(owned, sizeof owned, "/tmp/pw-caps.XXXXXX");
+	int fd = mkstemp(owned);
+	PW_CHECK(fd >= 0, "mkstemp");
+	close(fd);
+	sw_remove_at_exit(owned);
+	sw_start(4, 3);
+	pid_t raw = sw_start_raw();
+	pid_t blk[2] = {sw_start_blocked(SW_BLOCKED_NANOSLEEP),
+			sw_start_blocked(SW_BLOCKED_FUTEX)};
+	sw_expect(read_bound_net_raw, EEXIST, "CAP_NET_RAW in the bounding set before");
+	sw_expect(try_chown, 0, "chown with CAP_CHOWN");
+	/* The bounding set. */
+	struct procwide_sec_report rep = {.size = sizeof rep};
+	PW_CHECK(procwide_cap_bound_drop_ex(CAP_NET_RAW_, NULL, &rep) == 0, "%s", rep.message);
+	PW_EQ_LONG(rep.path, PROCWIDE_SEC_PATH_ENGINE);
+	PW_EQ_LONG(rep.verified, 1);
+	PW_EQ_LONG(rep.nthreads, 11);
+	char want[32];
+	pw_task_status(pw_gettid(), "CapBnd", want, sizeof want);
+	PW_CHECK(!((strtoull(want, NULL, 16) >> CAP_NET_RAW_) & 1), "CapBnd %s", want);
+	PW_EQ_LONG(sw_all_status("CapBnd", want), 11);
+	sw_status_is(blk[0], "CapBnd", want);
+	sw_status_is(blk[1], "CapBnd", want);
+	sw_status_is(raw, "CapBnd", want);
+	sw_expect(read_bound_net_raw, 0, "CAP_NET_RAW in the bounding set after");
+	/* capset: CAP_CHOWN out of every set; CAP_NET_BIND_SERVICE inheritable
+	 * for the ambient step. */
+	struct caps3 c = my_caps();
+	uint64_t keep = c.prm & ~(1ULL << CAP_CHOWN_);
+	uint64_t inh = 1ULL << CAP_NET_BIND_SERVICE_;
+	PW_CHECK(procwide_capset_ex(keep, keep, inh, NULL, &rep) == 0, "%s", rep.message);
+	PW_EQ_LONG(rep.verified, 1);
+	PW_EQ_LONG(rep.nthreads, 11);
+	snprintf(want, sizeof want, "%016llx", (unsigned long long)keep);
+	PW_EQ_LONG(sw_all_status("CapEff", want), 11);
+	PW_EQ_LONG(sw_all_status("CapPrm", want), 11);
+	PW_EQ_LONG(sw_all_status("CapInh", "0000000000000400"), 11);
+	for (int i = 0; i < 2; i++) {
+		sw_status_is(blk[i], "CapEff", want);
+		sw_status_is(blk[i], "CapPrm", want);
+		sw_status_is(blk[i], "CapInh", "0000000000000400");
+	}
+	sw_expect(try_chown, EPERM, "chown without CAP_CHOWN");
+	/* Ambient. */
+	PW_CHECK(procwide_cap_ambient_ex(PROCWIDE_CAP_AMBIENT_RAISE, CAP_NET_BIND_SERVICE_, NULL,
+					 &rep) == 0,
+		 "%s", rep.message);
+	PW_EQ_LONG(rep.verified, 1);
+	PW_EQ_LONG(rep.nthreads, 11);
+	PW_EQ_LONG(sw_all_status("CapAmb", "0000000000000400"), 11);
+	sw_status_is(blk[0], "CapAmb", "0000000000000400");
+	sw_status_is(blk[1], "CapAmb", "0000000000000400");
+	PW_EQ_LONG(procwide_cap_ambient(PROCWIDE_CAP_AMBIENT_CLEAR_ALL, 0), 0);
+	PW_EQ_LONG(sw_all_status("CapAmb", "0000000000000000"), 11);
+	/* Securebits. */
+	PW_CHECK(procwide_securebits_ex(SECBIT_KEEP_CAPS_, NULL, &rep) == 0, "%s", rep.message);
+	PW_EQ_LONG(rep.verified, 1);
+	PW_EQ_LONG(rep.nthreads, 11);
+	sw_expect(keep_caps_set, 0, "PR_GET_SECUREBITS");
+	sw_blocked_intact();
+}
+
+/* Without privilege: what needs none reaches the workers that block every
+ * signal; what needs privilege is refused with nothing changed, theirs
+ * included. */
+static void unprivileged_with_blocked_thread(void)
+{
+	if (pw_have_cap(CAP_SETPCAP_))
+		pw_skip("checks what a caller without capabilities gets; this one has CAP_SETPCAP");
+	sw_start(2, 2);
+	pid_t blk[2] = {sw_start_blocked(SW_BLOCKED_NANOSLEEP),
+			sw_start_blocked(SW_BLOCKED_FUTEX)};
+	char bnd[32];
+	pw_task_status(pw_gettid(), "CapBnd", bnd, sizeof bnd);
+	PW_EQ_LONG(procwide_cap_bound_drop(CAP_NET_RAW_), -EPERM);
+	PW_EQ_LONG(sw_all_status("CapBnd", bnd), 7);
+	sw_status_is(blk[0], "CapBnd", bnd);
+	struct procwide_sec_report rep = {.size = sizeof rep};
+	PW_CHECK(procwide_capset_ex(0, 0, 0, NULL, &rep) == 0, "%s", rep.message);
+	PW_EQ_LONG(rep.verified, 1);
+	PW_EQ_LONG(rep.nthreads, 7);
+	PW_CHECK(procwide_cap_ambient_ex(PROCWIDE_CAP_AMBIENT_CLEAR_ALL, 0, NULL, &rep) == 0, "%s",
+		 rep.message);
+	PW_EQ_LONG(rep.verified, 1);
+	PW_EQ_LONG(rep.nthreads, 7);
+	PW_EQ_LONG(sw_all_status("CapEff", "0000000000000000"), 7);
+	sw_status_is(blk[1], "CapPrm", "0000000000000000");
+	sw_expect(read_bound_net_raw, EEXIST, "CAP_NET_RAW still in the bounding set");
+	sw_blocked_intact();
+}
+
 int main(int argc, char **argv)
 {
 	static const struct pw_case cases[] = {
@@ -201,6 +299,8 @@ int main(int argc, char **argv)
 		PW_CASE(ambient_every_thread),
 		PW_CASE(securebits_keep_caps_across_uid_change),
 		PW_CASE(unprivileged_refusals),
+		PW_CASE(caps_reach_blocked_thread),
+		PW_CASE(unprivileged_with_blocked_thread),
 		PW_CASE(bad_input),
 	};
 	return pw_main(argc, argv, cases, sizeof cases / sizeof cases[0]);

@@ -233,6 +233,115 @@ static void many_threads(void)
 	sw_expect(get_nnp, 0, "PR_GET_NO_NEW_PRIVS");
 }
 
+/* ---- a thread that blocks every signal --------------------------------- */
+/* Two workers block every signal (one sleeps in nanosleep, one in a futex
+ * wait): only the ptrace helper reaches them.  They get no_new_privs and an
+ * id the caller may take unprivileged, seen from /proc and from inside. */
+static void nnp_and_ids_reach_blocked_thread(void)
+{
+	sw_start(4, 3);
+	pid_t raw = sw_start_raw();
+	pid_t blk_sleep = sw_start_blocked(SW_BLOCKED_NANOSLEEP);
+	pid_t blk_futex = sw_start_blocked(SW_BLOCKED_FUTEX);
+	PW_EQ_LONG(sw_all_status("NoNewPrivs", "0"), 11);
+	sw_expect(get_nnp, EINVAL, "PR_GET_NO_NEW_PRIVS before");
+	struct procwide_sec_report rep = {.size = sizeof rep};
+	PW_CHECK(procwide_no_new_privs_ex(NULL, &rep) == 0, "%s", rep.message);
+	PW_EQ_LONG(rep.path, PROCWIDE_SEC_PATH_ENGINE);
+	PW_EQ_LONG(rep.verified, 1);
+	PW_EQ_LONG(rep.nthreads, 11);
+	PW_EQ_LONG(sw_all_status("NoNewPrivs", "1"), 11);
+	sw_status_is(blk_sleep, "NoNewPrivs", "1");
+	sw_status_is(blk_futex, "NoNewPrivs", "1");
+	sw_status_is(raw, "NoNewPrivs", "1");
+	sw_expect(get_nnp, 0, "PR_GET_NO_NEW_PRIVS after");
+	/* An id change any caller may make: the effective gid and uid to the
+	 * real ones, and the saved ones too (a no-op for the values, a real
+	 * setres*id in every thread). */
+	uid_t uid = getuid();
+	gid_t gid = getgid();
+	PW_CHECK(procwide_setresgid_ex(gid, gid, gid, NULL, &rep) == 0, "%s", rep.message);
+	PW_EQ_LONG(rep.verified, 1);
+	PW_EQ_LONG(rep.nthreads, 11);
+	PW_CHECK(procwide_setresuid_ex(uid, uid, uid, NULL, &rep) == 0, "%s", rep.message);
+	PW_EQ_LONG(rep.verified, 1);
+	PW_EQ_LONG(rep.nthreads, 11);
+	PW_EQ_LONG(sw_all_status("Uid", sw_uid_line(uid)), 11);
+	sw_status_is(blk_sleep, "Uid", sw_uid_line(uid));
+	sw_status_is(blk_futex, "Gid", sw_uid_line(gid));
+	sw_blocked_intact();
+}
+
+/* As root: groups, gid and uid dropped in every thread, the two that block
+ * every signal included; each of them then fails to open a root-only file
+ * and to take uid 0 back. */
+static void ids_as_root_reach_blocked_thread(void)
+{
+	if (!pw_have_cap(6) || !pw_have_cap(7) || !pw_have_cap(1 /* CAP_DAC_OVERRIDE */))
+		pw_skip("changing to other ids needs CAP_SETUID, CAP_SETGID (root)");
+	use_shadow();
+	sw_start(4, 3);
+	pid_t raw = sw_start_raw();
+	pid_t blk_sleep = sw_start_blocked(SW_BLOCKED_NANOSLEEP);
+	pid_t blk_futex = sw_start_blocked(SW_BLOCKED_FUTEX);
+	sw_expect(open_secret, 0, "open as root");
+	gid_t g[3] = {4242, 7, 100};
+	struct procwide_sec_report rep = {.size = sizeof rep};
+	PW_CHECK(procwide_setgroups_ex(3, g, NULL, &rep) == 0, "%s", rep.message);
+	PW_EQ_LONG(rep.verified, 1);
+	PW_EQ_LONG(rep.nthreads, 11);
+	PW_EQ_LONG(sw_all_status("Groups", "7 100 4242"), 11);
+	PW_CHECK(procwide_setresgid_ex(65534, 65534, 65534, NULL, &rep) == 0, "%s", rep.message);
+	PW_EQ_LONG(rep.verified, 1);
+	PW_EQ_LONG(rep.nthreads, 11);
+	PW_EQ_LONG(sw_all_status("Gid", sw_uid_line(65534)), 11);
+	PW_CHECK(procwide_setresuid_ex(65534, 65534, 65534, NULL, &rep) == 0, "%s", rep.message);
+	PW_EQ_LONG(rep.path, PROCWIDE_SEC_PATH_ENGINE);
+	PW_EQ_LONG(rep.verified, 1);
+	PW_EQ_LONG(rep.nthreads, 11);
+	PW_EQ_LONG(sw_all_status("Uid", sw_uid_line(65534)), 11);
+	sw_status_is(raw, "Uid", sw_uid_line(65534));
+	for (int i = 0; i < 2; i++) {
+		pid_t b = i ? blk_futex : blk_sleep;
+		sw_status_is(b, "Uid", sw_uid_line(65534));
+		sw_status_is(b, "Gid", sw_uid_line(65534));
+		sw_status_is(b, "Groups", "7 100 4242");
+	}
+	sw_expect(open_secret, EACCES, "open a root-only file after the drop");
+	sw_expect(try_setuid_root, EPERM, "setresuid(0) after the drop");
+	sw_blocked_intact();
+}
+
+/* After separate calls drop root's ids, the kernel has marked the process
+ * non-dumpable (fs.suid_dumpable) and the new uid holds no CAP_SYS_PTRACE:
+ * a later separate call cannot reach a thread that blocks every signal,
+ * and says so, with nothing changed (procwide never lowers the dumpable
+ * flag).  The same sequence inside procwide_apply_policy, whose one ptrace
+ * helper is forked before the ids change, does reach it (test_sec_policy). */
+static void separate_call_after_drop_refuses_blocked_thread(void)
+{
+	if (!pw_have_cap(6) || !pw_have_cap(7))
+		pw_skip("changing to other ids needs CAP_SETUID, CAP_SETGID (root)");
+	sw_start(2, 2);
+	pid_t blk[2] = {sw_start_blocked(SW_BLOCKED_NANOSLEEP),
+			sw_start_blocked(SW_BLOCKED_FUTEX)};
+	struct procwide_sec_report rep = {.size = sizeof rep};
+	PW_CHECK(procwide_setgroups_ex(0, NULL, NULL, &rep) == 0, "%s", rep.message);
+	PW_CHECK(procwide_setresgid_ex(65534, 65534, 65534, NULL, &rep) == 0, "%s", rep.message);
+	PW_CHECK(procwide_setresuid_ex(65534, 65534, 65534, NULL, &rep) == 0, "%s", rep.message);
+	PW_EQ_LONG(rep.nthreads, 7);
+	PW_EQ_LONG(sw_all_status("Uid", sw_uid_line(65534)), 7);
+	sw_status_is(blk[0], "Uid", sw_uid_line(65534));
+	PW_EQ_LONG(prctl(PR_GET_DUMPABLE, 0, 0, 0, 0), 0);
+	PW_CHECK(!pw_have_cap(19), "CAP_SYS_PTRACE kept");
+	PW_EQ_LONG(procwide_no_new_privs_ex(NULL, &rep), -EPERM);
+	PW_CHECK(strstr(rep.message, "not dumpable") && strstr(rep.message, "nothing was changed"),
+		 "%s", rep.message);
+	PW_EQ_LONG(sw_all_status("NoNewPrivs", "0"), 7);
+	PW_EQ_LONG(prctl(PR_GET_DUMPABLE, 0, 0, 0, 0), 0); /* never raised */
+	sw_blocked_intact();
+}
+
 int main(int argc, char **argv)
 {
 	static const struct pw_case cases[] = {
@@ -244,6 +353,9 @@ int main(int argc, char **argv)
 		PW_CASE(ids_keep_one),
 		PW_CASE(denied_file_after_drop),
 		PW_CASE(verify_catches_divergent_thread),
+		PW_CASE(nnp_and_ids_reach_blocked_thread),
+		PW_CASE(ids_as_root_reach_blocked_thread),
+		PW_CASE(separate_call_after_drop_refuses_blocked_thread),
 		PW_CASE_T(many_threads, 60),
 	};
 	return pw_main(argc, argv, cases, sizeof cases / sizeof cases[0]);

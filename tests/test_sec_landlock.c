@@ -451,6 +451,41 @@ static void thread_that_cannot_follow_kills_process(void)
 	PW_CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "status %#x", status);
 }
 
+/* ---- threads that block every signal ----------------------------------- */
+/* A domain that forbids reading files but beneath a and /proc (so that the
+ * threads can be checked afterwards) reaches the two workers that block
+ * every signal: on this kernel's ABI (< 8) through the engine, so through
+ * the ptrace helper for them.  Each then fails to open b. */
+static void restrict_reaches_blocked_thread(void)
+{
+	need_landlock(1);
+	tree_make();
+	sw_start(4, 3);
+	pid_t raw = sw_start_raw();
+	pid_t blk[2] = {sw_start_blocked(SW_BLOCKED_NANOSLEEP),
+			sw_start_blocked(SW_BLOCKED_FUTEX)};
+	sw_expect(open_b, 0, "open b before");
+	struct procwide_sec_report rep = {.size = sizeof rep};
+	PW_CHECK(procwide_no_new_privs_ex(NULL, &rep) == 0, "%s", rep.message);
+	PW_EQ_LONG(rep.nthreads, 11);
+	PW_EQ_LONG(sw_all_status("NoNewPrivs", "1"), 11);
+	sw_status_is(blk[0], "NoNewPrivs", "1");
+	sw_status_is(blk[1], "NoNewPrivs", "1");
+	sw_status_is(raw, "NoNewPrivs", "1");
+	struct procwide_landlock *ll = read_only_beneath(a_dir);
+	PW_EQ_LONG(procwide_landlock_allow_path(ll, "/proc", PROCWIDE_LL_FS_READ_FILE), 0);
+	PW_CHECK(procwide_landlock_enforce(ll, 0, NULL, &rep) == 0, "%s", rep.message);
+	PW_EQ_LONG(rep.path, procwide_landlock_abi() >= 8 ? PROCWIDE_SEC_PATH_KERNEL
+							  : PROCWIDE_SEC_PATH_ENGINE);
+	PW_EQ_LONG(rep.verified, 1);
+	PW_EQ_LONG(rep.nthreads, 11);
+	procwide_landlock_close(ll);
+	sw_expect(open_b, EACCES, "open b (denied)");
+	sw_expect(open_a, 0, "open a (allowed)");
+	sw_expect(open_passwd, EACCES, "open /etc/passwd (denied)");
+	sw_blocked_intact();
+}
+
 int main(int argc, char **argv)
 {
 	static const struct pw_case cases[] = {
@@ -459,6 +494,7 @@ int main(int argc, char **argv)
 		PW_CASE(abi8_override_selects_kernel_path),
 		PW_CASE(override_cannot_weaken_builder),
 		PW_CASE(engine_path_stacks_on_sibling_domain),
+		PW_CASE(restrict_reaches_blocked_thread),
 		PW_CASE(log_flags_pass_through),
 		PW_CASE(builder_downgrades_reported),
 		PW_CASE(builder_bad_input),

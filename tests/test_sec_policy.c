@@ -248,6 +248,119 @@ static void bad_input(void)
 	PW_EQ_LONG(procwide_apply_policy(&p, NULL, NULL, NULL), 0);
 }
 
+/* ---- threads that block every signal ----------------------------------- */
+/* The unprivileged policy reaches the two workers that block every signal
+ * (no_new_privs and Landlock through the engine, so the ptrace helper for
+ * them; seccomp by TSYNC).  /proc stays readable to check them after. */
+static void unprivileged_policy_reaches_blocked_thread(void)
+{
+	need_landlock();
+	tree_make();
+	sw_start(4, 3);
+	pid_t raw = sw_start_raw();
+	pid_t blk[2] = {sw_start_blocked(SW_BLOCKED_NANOSLEEP),
+			sw_start_blocked(SW_BLOCKED_FUTEX)};
+	sw_expect(open_b, 0, "open outside the ruleset, before");
+	struct procwide_landlock *ll = ruleset(true);
+	static struct sw_filter f;
+	sw_filter_init(&f, SYS_getppid, ENOTTY);
+	struct procwide_policy p = {
+		.size = sizeof p,
+		.apply = PROCWIDE_POLICY_NO_NEW_PRIVS | PROCWIDE_POLICY_AMBIENT_CLEAR |
+			 PROCWIDE_POLICY_LANDLOCK | PROCWIDE_POLICY_SECCOMP,
+		.landlock_fd = procwide_landlock_fd(ll),
+		.seccomp_prog = &f.prog,
+	};
+	struct procwide_sec_report rep = {.size = sizeof rep};
+	int step = -1;
+	PW_CHECK(procwide_apply_policy(&p, NULL, &rep, &step) == 0, "step %s: %s",
+		 procwide_policy_step_name(step), rep.message);
+	PW_EQ_LONG(step, PROCWIDE_STEP_NONE);
+	PW_EQ_LONG(rep.verified, 1);
+	PW_EQ_LONG(rep.nthreads, 11);
+	procwide_landlock_close(ll);
+	PW_EQ_LONG(sw_all_status("NoNewPrivs", "1"), 11);
+	PW_EQ_LONG(sw_all_status("Seccomp", "2"), 11);
+	PW_EQ_LONG(sw_all_status("Seccomp_filters", "1"), 11);
+	PW_EQ_LONG(sw_all_status("CapAmb", "0000000000000000"), 11);
+	for (int i = 0; i < 2; i++) {
+		sw_status_is(blk[i], "NoNewPrivs", "1");
+		sw_status_is(blk[i], "Seccomp", "2");
+	}
+	sw_status_is(raw, "Seccomp", "2");
+	sw_expect(open_b, EACCES, "open outside the ruleset");
+	sw_expect(open_a, 0, "open inside the ruleset");
+	sw_expect(try_getppid, ENOTTY, "a filtered system call");
+	sw_blocked_intact();
+}
+
+/* As root, the whole policy: ids, capabilities, Landlock and seccomp reach
+ * the two workers that block every signal, which then fail to open a file
+ * outside the ruleset, make a filtered call or take uid 0 back. */
+static void full_policy_as_root_reaches_blocked_thread(void)
+{
+	if (!pw_have_cap(7) || !pw_have_cap(6) || !pw_have_cap(8))
+		pw_skip("ids and capabilities need CAP_SETUID, CAP_SETGID, CAP_SETPCAP (root)");
+	need_landlock();
+	tree_make();
+	PW_CHECK(chown(tree, 65534, 65534) == 0 && chown(a_dir, 65534, 65534) == 0, "chown");
+	sw_start(4, 3);
+	pid_t raw = sw_start_raw();
+	pid_t blk[2] = {sw_start_blocked(SW_BLOCKED_NANOSLEEP),
+			sw_start_blocked(SW_BLOCKED_FUTEX)};
+	sw_expect(open_b, 0, "open outside the ruleset, before");
+	struct procwide_landlock *ll = ruleset(true);
+	static struct sw_filter f;
+	sw_filter_init(&f, SYS_getppid, ENOTTY);
+	gid_t groups[1] = {4242};
+	struct procwide_policy p = {
+		.size = sizeof p,
+		.apply = PROCWIDE_POLICY_NO_NEW_PRIVS | PROCWIDE_POLICY_CAP_BOUND |
+			 PROCWIDE_POLICY_GROUPS | PROCWIDE_POLICY_GID | PROCWIDE_POLICY_UID |
+			 PROCWIDE_POLICY_CAPS | PROCWIDE_POLICY_AMBIENT_CLEAR |
+			 PROCWIDE_POLICY_LANDLOCK | PROCWIDE_POLICY_SECCOMP,
+		.cap_bound_drop = (1ULL << 13) | (1ULL << 21), /* NET_RAW, SYS_ADMIN */
+		.ngroups = 1, .groups = groups,
+		.rgid = 65534, .egid = 65534, .sgid = 65534,
+		.ruid = 65534, .euid = 65534, .suid = 65534,
+		.landlock_fd = procwide_landlock_fd(ll),
+		.seccomp_prog = &f.prog,
+	};
+	struct procwide_sec_report rep = {.size = sizeof rep};
+	int step = -1;
+	PW_CHECK(procwide_apply_policy(&p, NULL, &rep, &step) == 0, "step %s: %s",
+		 procwide_policy_step_name(step), rep.message);
+	PW_EQ_LONG(step, PROCWIDE_STEP_NONE);
+	PW_EQ_LONG(rep.verified, 1);
+	PW_EQ_LONG(rep.path, PROCWIDE_SEC_PATH_KERNEL); /* the last step: seccomp TSYNC */
+	PW_EQ_LONG(rep.nthreads, 11);
+	procwide_landlock_close(ll);
+	PW_EQ_LONG(sw_all_status("NoNewPrivs", "1"), 11);
+	PW_EQ_LONG(sw_all_status("Uid", sw_uid_line(65534)), 11);
+	PW_EQ_LONG(sw_all_status("Gid", sw_uid_line(65534)), 11);
+	PW_EQ_LONG(sw_all_status("Groups", "4242"), 11);
+	PW_EQ_LONG(sw_all_status("CapEff", "0000000000000000"), 11);
+	PW_EQ_LONG(sw_all_status("CapPrm", "0000000000000000"), 11);
+	PW_EQ_LONG(sw_all_status("Seccomp", "2"), 11);
+	char bnd[32];
+	pw_task_status(pw_gettid(), "CapBnd", bnd, sizeof bnd);
+	PW_EQ_LONG((strtoull(bnd, NULL, 16) >> 13) & 1, 0);
+	PW_EQ_LONG(sw_all_status("CapBnd", bnd), 11);
+	for (int i = 0; i < 2; i++) {
+		sw_status_is(blk[i], "Uid", sw_uid_line(65534));
+		sw_status_is(blk[i], "Groups", "4242");
+		sw_status_is(blk[i], "CapEff", "0000000000000000");
+		sw_status_is(blk[i], "CapBnd", bnd);
+		sw_status_is(blk[i], "Seccomp", "2");
+	}
+	sw_status_is(raw, "Uid", sw_uid_line(65534));
+	sw_expect(open_b, EACCES, "open outside the ruleset");
+	sw_expect(open_a, 0, "open inside the ruleset");
+	sw_expect(try_getppid, ENOTTY, "a filtered system call");
+	sw_expect(try_setuid_root, EPERM, "setresuid(0)");
+	sw_blocked_intact();
+}
+
 int main(int argc, char **argv)
 {
 	static const struct pw_case cases[] = {
@@ -255,6 +368,8 @@ int main(int argc, char **argv)
 		PW_CASE(unprivileged_policy),
 		PW_CASE(stops_at_failed_step),
 		PW_CASE(force_add_reaches_seccomp_step),
+		PW_CASE(unprivileged_policy_reaches_blocked_thread),
+		PW_CASE(full_policy_as_root_reaches_blocked_thread),
 		PW_CASE(bad_input),
 	};
 	return pw_main(argc, argv, cases, sizeof cases / sizeof cases[0]);

@@ -232,6 +232,71 @@ static void force_add_many_threads(void)
 	PW_EQ_LONG(sw_nthreads(), 406);
 }
 
+/* ---- threads that block every signal ----------------------------------- */
+/* The kernel path: TSYNC reaches the two workers that block every signal by
+ * itself (no_new_privs before it goes through the engine, so through the
+ * ptrace helper for them).  Each then gets the filter's errno. */
+static void tsync_reaches_blocked_thread(void)
+{
+	sw_start(4, 3);
+	pid_t raw = sw_start_raw();
+	pid_t blk[2] = {sw_start_blocked(SW_BLOCKED_NANOSLEEP),
+			sw_start_blocked(SW_BLOCKED_FUTEX)};
+	need_nnp();
+	PW_EQ_LONG(sw_all_status("NoNewPrivs", "1"), 11);
+	static struct sw_filter f;
+	sw_filter_init(&f, SYS_getppid, ENOTTY);
+	sw_expect(try_getppid, 0, "getppid before");
+	struct procwide_sec_report rep = {.size = sizeof rep};
+	PW_CHECK(procwide_seccomp_load_ex(&f.prog, 0, NULL, &rep) == 0, "%s", rep.message);
+	PW_EQ_LONG(rep.path, PROCWIDE_SEC_PATH_KERNEL);
+	PW_EQ_LONG(rep.verified, 1);
+	PW_EQ_LONG(rep.nthreads, 11);
+	PW_EQ_LONG(sw_all_status("Seccomp", "2"), 11);
+	PW_EQ_LONG(sw_all_status("Seccomp_filters", "1"), 11);
+	for (int i = 0; i < 2; i++) {
+		sw_status_is(blk[i], "Seccomp", "2");
+		sw_status_is(blk[i], "Seccomp_filters", "1");
+	}
+	sw_status_is(raw, "Seccomp_filters", "1");
+	sw_expect(try_getppid, ENOTTY, "getppid after");
+	sw_blocked_intact();
+}
+
+/* The engine path: FORCE_ADD with a diverging sibling installs the filter
+ * in each thread, through the ptrace helper for the two workers that block
+ * every signal.  Each then gets the filter's errno. */
+static void force_add_reaches_blocked_thread(void)
+{
+	sw_start(4, 2);
+	pid_t raw = sw_start_raw();
+	pid_t blk[2] = {sw_start_blocked(SW_BLOCKED_NANOSLEEP),
+			sw_start_blocked(SW_BLOCKED_FUTEX)};
+	pid_t odd = start_self_confining();
+	need_nnp();
+	static struct sw_filter f;
+	sw_filter_init(&f, SYS_getppid, ENOTTY);
+	sw_expect(try_getppid, 0, "getppid before");
+	struct procwide_sec_opts o = {.size = sizeof o, .flags = PROCWIDE_SEC_SECCOMP_FORCE_ADD};
+	struct procwide_sec_report rep = {.size = sizeof rep};
+	PW_CHECK(procwide_seccomp_load_ex(&f.prog, 0, &o, &rep) == 0, "%s", rep.message);
+	PW_EQ_LONG(rep.path, PROCWIDE_SEC_PATH_ENGINE);
+	PW_EQ_LONG(rep.verified, 1);
+	PW_EQ_LONG(rep.nthreads, 11);
+	PW_EQ_LONG(rep.tid, odd);
+	sw_status_is(odd, "Seccomp_filters", "2");
+	PW_EQ_LONG(sw_all_status_except("Seccomp_filters", "1", odd), 10);
+	PW_EQ_LONG(sw_all_status("Seccomp", "2"), 11);
+	for (int i = 0; i < 2; i++) {
+		sw_status_is(blk[i], "Seccomp", "2");
+		sw_status_is(blk[i], "Seccomp_filters", "1");
+	}
+	sw_status_is(raw, "Seccomp_filters", "1");
+	sw_expect(try_getppid, ENOTTY, "getppid after");
+	sw_expect(try_getpgrp, 0, "getpgrp (only the odd thread denies it)");
+	sw_blocked_intact();
+}
+
 int main(int argc, char **argv)
 {
 	static const struct pw_case cases[] = {
@@ -240,6 +305,8 @@ int main(int argc, char **argv)
 		PW_CASE(divergence_reported),
 		PW_CASE(force_add_composes),
 		PW_CASE(force_add_without_divergence_uses_tsync),
+		PW_CASE(tsync_reaches_blocked_thread),
+		PW_CASE(force_add_reaches_blocked_thread),
 		PW_CASE(listener_returns_fd),
 		PW_CASE(bad_input),
 		PW_CASE_T(force_add_many_threads, 60),
