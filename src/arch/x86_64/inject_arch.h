@@ -19,8 +19,10 @@
  * injected call does not touch), and sets orig_rax = -1 so that the kernel
  * does not restart it a second time.  -EINTR at such a stop can only come
  * from the stop itself (no signal is delivered while procwide holds the
- * thread), and means the call did nothing: it is rewound the same way, so
- * epoll_wait, which returns EINTR after any stop, simply starts again.
+ * thread); for the waits that return it after any stop having done nothing
+ * (epoll_wait, semop, sigtimedwait...) the call is rewound the same way and
+ * simply starts again; any other call keeps its EINTR, as after SIGSTOP and
+ * SIGCONT.
  *
  * An aarch64 port needs the same things in src/arch/aarch64/: the register
  * set (struct user_pt_regs through PTRACE_GETREGSET/NT_PRSTATUS, since
@@ -72,6 +74,24 @@ static inline long pw_arch_result(const struct pw_regs *r)
 	return (long)r->rax;
 }
 
+/* The x86_64 system calls that return -EINTR after a ptrace stop rather
+ * than a restart code, and have done nothing when they do (signal(7):
+ * "interfaces ... never restarted after being stopped"): epoll_wait,
+ * epoll_pwait, epoll_pwait2, semop, semtimedop, rt_sigtimedwait,
+ * io_getevents, io_pgetevents. */
+static inline int pw_arch_eintr_is_restartable(long nr)
+{
+	switch (nr) {
+	case 232: case 281: case 441: /* epoll_wait, epoll_pwait, epoll_pwait2 */
+	case 65: case 220:	      /* semop, semtimedop */
+	case 128:		      /* rt_sigtimedwait */
+	case 208: case 333:	      /* io_getevents, io_pgetevents */
+		return 1;
+	default:
+		return 0;
+	}
+}
+
 /* The registers to put back: the saved ones, with an interrupted system
  * call turned into its restart (see above). */
 static inline struct pw_regs pw_arch_resume_regs(const struct pw_regs *saved)
@@ -81,10 +101,16 @@ static inline struct pw_regs pw_arch_resume_regs(const struct pw_regs *saved)
 	if ((long)r.orig_rax < 0)
 		return r; /* not in a system call */
 	switch (-ret) {
+	case PW_EINTR:
+		/* Only waits known to return EINTR after a stop with nothing
+		 * done: a close() on some file systems or a connect() has
+		 * already acted when it returns EINTR, and must not be redone. */
+		if (!pw_arch_eintr_is_restartable((long)r.orig_rax))
+			return r;
+		/* fall through */
 	case PW_ERESTARTSYS:
 	case PW_ERESTARTNOINTR:
 	case PW_ERESTARTNOHAND:
-	case PW_EINTR:
 		r.rax = r.orig_rax;
 		r.rip -= 2;
 		break;
