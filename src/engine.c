@@ -695,6 +695,16 @@ static int release(enum pw_phase ph, uint64_t deadline)
 	}
 }
 
+/* Lets every parked or held thread go without running anything.  Bounded:
+ * a parked thread a debugger has stopped would otherwise be waited for
+ * forever; since nothing changed, the call may return without it (it
+ * leaves when resumed, and counts in nothing: see the handler). */
+static void abort_all(void)
+{
+	uint64_t t = now_ns();
+	release(PW_ABORT, E.deadline > t ? E.deadline + 1000000000ull : t + 1000000000ull);
+}
+
 /* ---- the report -------------------------------------------------------------- */
 
 static int thread_status(uint32_t idx, bool aborted_by_deadline, long *result, int *path)
@@ -954,7 +964,7 @@ void procwide__engine_run(const struct pw_request *req, struct pw_result *res)
 		e = gather(deadline, stall, !last);
 		if (e == -ENOSPC) {
 			/* Threads multiplied during the gather. */
-			release(PW_ABORT, UINT64_MAX);
+			abort_all();
 			room = E.reserved * 2;
 			continue;
 		}
@@ -966,12 +976,12 @@ void procwide__engine_run(const struct pw_request *req, struct pw_result *res)
 		 * and the lock's hand-over wakes one waiter, which may be a
 		 * joiner that procwide has parked.  Nothing has changed yet:
 		 * let everyone run, then try again with more patience. */
-		release(PW_ABORT, UINT64_MAX);
+		abort_all();
 		stall *= 2;
 		sched_yield();
 	}
 	if (e) {
-		release(PW_ABORT, UINT64_MAX);
+		abort_all();
 		/* Unreachable by signal and by ptrace: ptrace's error says more
 		 * than the deadline. */
 		if (e == -ETIMEDOUT && E.inject_error)
@@ -994,7 +1004,7 @@ void procwide__engine_run(const struct pw_request *req, struct pw_result *res)
 	procwide__shared.expected = r;
 	res->result = r;
 	if (pw_is_err(r)) {
-		release(PW_ABORT, UINT64_MAX);
+		abort_all();
 		res->ret = (int)r;
 		res->outcome = PROCWIDE_OUTCOME_CALLER_FAILED;
 		build_report(req, res, false);

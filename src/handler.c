@@ -111,19 +111,20 @@ void procwide__handler(int sig, siginfo_t *si, void *uc)
 	if (atomic_load_explicit(&slot->word, memory_order_acquire) != pw_word(gen, PW_S_ARRIVED))
 		return;
 
+	uint64_t arrived = pw_word(gen, PW_S_ARRIVED);
 	if (ph == PW_GO) {
 		long r = pw_sys6(s->nr, s->args[0], s->args[1], s->args[2],
 				 s->args[3], s->args[4], s->args[5]);
 		slot->result = r;
-		atomic_store_explicit(&slot->word, pw_word(gen, PW_S_DONE),
-				      memory_order_release);
+		if (!atomic_compare_exchange_strong(&slot->word, &arrived, pw_word(gen, PW_S_DONE)))
+			return; /* the caller gave up on this call: count nothing */
 		/* Fail closed: a thread that did not get the caller's result
 		 * never returns to application code. */
 		if (r != s->expected && s->kill_on_mismatch)
 			procwide__die_mismatch(pw_gettid(), r, s->caller_tid, s->expected);
-	} else {
-		atomic_store_explicit(&slot->word, pw_word(gen, PW_S_RELEASED),
-				      memory_order_release);
+	} else if (!atomic_compare_exchange_strong(&slot->word, &arrived,
+						   pw_word(gen, PW_S_RELEASED))) {
+		return; /* idem: a later call may own the counter now */
 	}
 	if (atomic_fetch_sub(&s->remaining, 1) == 1)
 		pw_futex_wake(&s->remaining, 1);
