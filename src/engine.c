@@ -755,9 +755,12 @@ static void describe_unreachable(struct pw_result *res, pid_t tid, int status,
 	char name[32];
 	procwide__task_name(tid, name, sizeof name);
 	if (status == PROCWIDE_THREAD_NO_PTRACE) {
+		char sig[40] = "PROCWIDE_PTRACE_ALL"; /* no signal was sent */
+		if (E.signo)
+			snprintf(sig, sizeof sig, "no answer to signal %d", E.signo);
 		snprintf(res->message, sizeof res->message,
-			 "thread %d (%s) cannot be reached: no answer to signal %d; ptrace: %.140s; nothing was changed",
-			 (int)tid, name, E.signo, E.why);
+			 "thread %d (%s) cannot be reached: %s; ptrace: %.140s; nothing was changed",
+			 (int)tid, name, sig, E.why);
 		return;
 	}
 	char what[96];

@@ -23,6 +23,7 @@ PW_HIDDEN struct procwide__shared procwide__shared;
 #endif
 #define PW_SA_SIGINFO 4UL
 #define PW_SA_NODEFER 0x40000000UL
+#define PW_SA_RESETHAND 0x80000000UL
 
 static uint64_t sigbit(int sig)
 {
@@ -35,7 +36,7 @@ static void chain(int sig, siginfo_t *si, void *uc)
 {
 	if (sig < 1 || sig > PW_NSIG)
 		return;
-	const struct pw_prev *prev = &procwide__shared.prev[sig];
+	struct pw_prev *prev = &procwide__shared.prev[sig];
 	void *h = prev->handler;
 	if (h == (void *)SIG_IGN)
 		return;
@@ -58,7 +59,12 @@ static void chain(int sig, siginfo_t *si, void *uc)
 	memcpy(&cur, &((ucontext_t *)uc)->uc_sigmask, sizeof cur);
 	mask |= cur;
 	pw_rt_sigprocmask(SIG_SETMASK, &mask, NULL);
-	if (prev->flags & PW_SA_SIGINFO)
+	unsigned long flags = prev->flags;
+	/* SA_RESETHAND: the disposition goes back to the default as the
+	 * handler is entered, for the next delivery. */
+	if (flags & PW_SA_RESETHAND)
+		prev->handler = (void *)SIG_DFL;
+	if (flags & PW_SA_SIGINFO)
 		((void (*)(int, siginfo_t *, void *))h)(sig, si, uc);
 	else
 		((void (*)(int))h)(sig);

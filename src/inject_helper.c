@@ -219,7 +219,16 @@ void procwide__inject_helper_main(int sock, pid_t parent, uint32_t cap)
 			die_now();
 		sock = 0;
 	}
-	pw_sys3(436 /* close_range */, 1, ~0U, 0);
+	if (pw_is_err(pw_sys3(436 /* close_range */, 1, ~0U, 0))) {
+		/* Before Linux 5.9: one by one, up to the descriptor limit. */
+		struct {
+			unsigned long cur, max;
+		} lim = {1024, 1024};
+		pw_sys3(SYS_getrlimit, 7 /* RLIMIT_NOFILE */, (long)&lim, 0);
+		unsigned long top = lim.cur < (1UL << 20) ? lim.cur : (1UL << 20);
+		for (unsigned long fd = 1; fd < top; fd++)
+			pw_sys3(SYS_close, (long)fd, 0, 0);
+	}
 
 	long m = pw_sys6(SYS_mmap, 0, (long)cap * (long)sizeof(struct held),
 			 PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);

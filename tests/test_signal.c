@@ -165,6 +165,39 @@ static void moving_between_signals_keeps_each_chain(void)
 	pw_idle_stop(idle);
 }
 
+static void reset_handler_is_honoured(void)
+{
+	/* The application's handler asked for SA_RESETHAND: the first
+	 * delivery that is not procwide's runs it, the second takes the
+	 * default action (the process ends by that signal). */
+	pid_t p = fork();
+	PW_CHECK(p >= 0, "fork");
+	if (p == 0) {
+		struct sigaction sa;
+		memset(&sa, 0, sizeof sa);
+		sa.sa_sigaction = app_handler;
+		sa.sa_flags = SA_SIGINFO | SA_RESETHAND;
+		for (int s = SIGRTMIN; s <= SIGRTMAX; s++)
+			sigaction(s, &sa, NULL);
+		struct pw_idle *idle = pw_idle_start(2);
+		(void)idle;
+		int sig = used_signal();
+		kill(getpid(), sig);
+		for (int i = 0; i < 1000 && atomic_load(&app_hits) < 1; i++)
+			usleep(1000);
+		if (atomic_load(&app_hits) != 1)
+			_exit(3);
+		if (used_signal() != sig) /* still procwide's, chaining */
+			_exit(4);
+		kill(getpid(), sig);
+		for (;;)
+			pause();
+	}
+	int st;
+	PW_CHECK(waitpid(p, &st, 0) == p, "waitpid");
+	PW_CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGRTMAX, "status %#x", st);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct pw_case cases[] = {
@@ -175,6 +208,7 @@ int main(int argc, char **argv)
 		PW_CASE(application_taking_the_signal_later),
 		PW_CASE(explicit_signal_option),
 		PW_CASE(moving_between_signals_keeps_each_chain),
+		PW_CASE(reset_handler_is_honoured),
 	};
 	return pw_main(argc, argv, cases, sizeof cases / sizeof cases[0]);
 }
