@@ -64,7 +64,11 @@ static void need_landlock(void)
 		pw_skip("Landlock unavailable");
 }
 
-static void full_policy_as_root(void)
+/* As root, the whole policy: ids, capabilities, Landlock and seccomp, in
+ * idle, busy, polling and raw clone() workers and, with `blocked`, two that
+ * block every signal; each then fails to open a file outside the ruleset,
+ * make a filtered call or take uid 0 back. */
+static void full_policy_as_root_with(bool blocked)
 {
 	if (!pw_have_cap(7) || !pw_have_cap(6) || !pw_have_cap(8))
 		pw_skip("ids and capabilities need CAP_SETUID, CAP_SETGID, CAP_SETPCAP (root)");
@@ -74,6 +78,13 @@ static void full_policy_as_root(void)
 	PW_CHECK(chown(tree, 65534, 65534) == 0 && chown(a_dir, 65534, 65534) == 0, "chown");
 	sw_start(4, 3);
 	pid_t raw = sw_start_raw();
+	pid_t blk[2] = {0, 0};
+	if (blocked) {
+		blk[0] = sw_start_blocked(SW_BLOCKED_NANOSLEEP);
+		blk[1] = sw_start_blocked(SW_BLOCKED_FUTEX);
+	}
+	long n = blocked ? 11 : 9;
+	sw_expect(open_b, 0, "open outside the ruleset, before");
 	struct procwide_landlock *ll = ruleset(true);
 	static struct sw_filter f;
 	sw_filter_init(&f, SYS_getppid, ENOTTY);
@@ -98,25 +109,44 @@ static void full_policy_as_root(void)
 	PW_EQ_LONG(step, PROCWIDE_STEP_NONE);
 	PW_EQ_LONG(rep.verified, 1);
 	PW_EQ_LONG(rep.path, PROCWIDE_SEC_PATH_KERNEL); /* the last step: seccomp TSYNC */
-	PW_EQ_LONG(rep.nthreads, 9);
+	PW_EQ_LONG(rep.nthreads, n);
 	procwide_landlock_close(ll);
-	PW_EQ_LONG(sw_all_status("NoNewPrivs", "1"), 9);
-	PW_EQ_LONG(sw_all_status("Uid", sw_uid_line(65534)), 9);
-	PW_EQ_LONG(sw_all_status("Gid", sw_uid_line(65534)), 9);
-	PW_EQ_LONG(sw_all_status("Groups", "4242"), 9);
-	PW_EQ_LONG(sw_all_status("CapEff", "0000000000000000"), 9);
-	PW_EQ_LONG(sw_all_status("CapPrm", "0000000000000000"), 9);
-	PW_EQ_LONG(sw_all_status("Seccomp", "2"), 9);
+	PW_EQ_LONG(sw_all_status("NoNewPrivs", "1"), n);
+	PW_EQ_LONG(sw_all_status("Uid", sw_uid_line(65534)), n);
+	PW_EQ_LONG(sw_all_status("Gid", sw_uid_line(65534)), n);
+	PW_EQ_LONG(sw_all_status("Groups", "4242"), n);
+	PW_EQ_LONG(sw_all_status("CapEff", "0000000000000000"), n);
+	PW_EQ_LONG(sw_all_status("CapPrm", "0000000000000000"), n);
+	PW_EQ_LONG(sw_all_status("Seccomp", "2"), n);
 	sw_status_is(raw, "Uid", sw_uid_line(65534));
 	sw_status_is(raw, "Seccomp", "2");
 	char bnd[32];
 	pw_task_status(pw_gettid(), "CapBnd", bnd, sizeof bnd);
 	PW_EQ_LONG((strtoull(bnd, NULL, 16) >> 13) & 1, 0);
-	PW_EQ_LONG(sw_all_status("CapBnd", bnd), 9);
+	PW_EQ_LONG(sw_all_status("CapBnd", bnd), n);
+	for (int i = 0; blocked && i < 2; i++) {
+		sw_status_is(blk[i], "Uid", sw_uid_line(65534));
+		sw_status_is(blk[i], "Groups", "4242");
+		sw_status_is(blk[i], "CapEff", "0000000000000000");
+		sw_status_is(blk[i], "CapBnd", bnd);
+		sw_status_is(blk[i], "Seccomp", "2");
+	}
 	sw_expect(open_b, EACCES, "open outside the ruleset");
 	sw_expect(open_a, 0, "open inside the ruleset");
 	sw_expect(try_getppid, ENOTTY, "a filtered system call");
 	sw_expect(try_setuid_root, EPERM, "setresuid(0)");
+	if (blocked)
+		sw_blocked_intact();
+}
+
+static void full_policy_as_root(void)
+{
+	full_policy_as_root_with(false);
+}
+
+static void full_policy_as_root_reaches_blocked_thread(void)
+{
+	full_policy_as_root_with(true);
 }
 
 static void unprivileged_policy(void)
@@ -291,73 +321,6 @@ static void unprivileged_policy_reaches_blocked_thread(void)
 	sw_expect(open_b, EACCES, "open outside the ruleset");
 	sw_expect(open_a, 0, "open inside the ruleset");
 	sw_expect(try_getppid, ENOTTY, "a filtered system call");
-	sw_blocked_intact();
-}
-
-/* As root, the whole policy: ids, capabilities, Landlock and seccomp reach
- * the two workers that block every signal, which then fail to open a file
- * outside the ruleset, make a filtered call or take uid 0 back. */
-static void full_policy_as_root_reaches_blocked_thread(void)
-{
-	if (!pw_have_cap(7) || !pw_have_cap(6) || !pw_have_cap(8))
-		pw_skip("ids and capabilities need CAP_SETUID, CAP_SETGID, CAP_SETPCAP (root)");
-	need_landlock();
-	tree_make();
-	PW_CHECK(chown(tree, 65534, 65534) == 0 && chown(a_dir, 65534, 65534) == 0, "chown");
-	sw_start(4, 3);
-	pid_t raw = sw_start_raw();
-	pid_t blk[2] = {sw_start_blocked(SW_BLOCKED_NANOSLEEP),
-			sw_start_blocked(SW_BLOCKED_FUTEX)};
-	sw_expect(open_b, 0, "open outside the ruleset, before");
-	struct procwide_landlock *ll = ruleset(true);
-	static struct sw_filter f;
-	sw_filter_init(&f, SYS_getppid, ENOTTY);
-	gid_t groups[1] = {4242};
-	struct procwide_policy p = {
-		.size = sizeof p,
-		.apply = PROCWIDE_POLICY_NO_NEW_PRIVS | PROCWIDE_POLICY_CAP_BOUND |
-			 PROCWIDE_POLICY_GROUPS | PROCWIDE_POLICY_GID | PROCWIDE_POLICY_UID |
-			 PROCWIDE_POLICY_CAPS | PROCWIDE_POLICY_AMBIENT_CLEAR |
-			 PROCWIDE_POLICY_LANDLOCK | PROCWIDE_POLICY_SECCOMP,
-		.cap_bound_drop = (1ULL << 13) | (1ULL << 21), /* NET_RAW, SYS_ADMIN */
-		.ngroups = 1, .groups = groups,
-		.rgid = 65534, .egid = 65534, .sgid = 65534,
-		.ruid = 65534, .euid = 65534, .suid = 65534,
-		.landlock_fd = procwide_landlock_fd(ll),
-		.seccomp_prog = &f.prog,
-	};
-	struct procwide_sec_report rep = {.size = sizeof rep};
-	int step = -1;
-	PW_CHECK(procwide_apply_policy(&p, NULL, &rep, &step) == 0, "step %s: %s",
-		 procwide_policy_step_name(step), rep.message);
-	PW_EQ_LONG(step, PROCWIDE_STEP_NONE);
-	PW_EQ_LONG(rep.verified, 1);
-	PW_EQ_LONG(rep.path, PROCWIDE_SEC_PATH_KERNEL); /* the last step: seccomp TSYNC */
-	PW_EQ_LONG(rep.nthreads, 11);
-	procwide_landlock_close(ll);
-	PW_EQ_LONG(sw_all_status("NoNewPrivs", "1"), 11);
-	PW_EQ_LONG(sw_all_status("Uid", sw_uid_line(65534)), 11);
-	PW_EQ_LONG(sw_all_status("Gid", sw_uid_line(65534)), 11);
-	PW_EQ_LONG(sw_all_status("Groups", "4242"), 11);
-	PW_EQ_LONG(sw_all_status("CapEff", "0000000000000000"), 11);
-	PW_EQ_LONG(sw_all_status("CapPrm", "0000000000000000"), 11);
-	PW_EQ_LONG(sw_all_status("Seccomp", "2"), 11);
-	char bnd[32];
-	pw_task_status(pw_gettid(), "CapBnd", bnd, sizeof bnd);
-	PW_EQ_LONG((strtoull(bnd, NULL, 16) >> 13) & 1, 0);
-	PW_EQ_LONG(sw_all_status("CapBnd", bnd), 11);
-	for (int i = 0; i < 2; i++) {
-		sw_status_is(blk[i], "Uid", sw_uid_line(65534));
-		sw_status_is(blk[i], "Groups", "4242");
-		sw_status_is(blk[i], "CapEff", "0000000000000000");
-		sw_status_is(blk[i], "CapBnd", bnd);
-		sw_status_is(blk[i], "Seccomp", "2");
-	}
-	sw_status_is(raw, "Uid", sw_uid_line(65534));
-	sw_expect(open_b, EACCES, "open outside the ruleset");
-	sw_expect(open_a, 0, "open inside the ruleset");
-	sw_expect(try_getppid, ENOTTY, "a filtered system call");
-	sw_expect(try_setuid_root, EPERM, "setresuid(0)");
 	sw_blocked_intact();
 }
 
