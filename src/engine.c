@@ -759,7 +759,7 @@ static void describe_unreachable(struct pw_result *res, pid_t tid, int status,
 		if (E.signo)
 			snprintf(sig, sizeof sig, "no answer to signal %d", E.signo);
 		snprintf(res->message, sizeof res->message,
-			 "thread %d (%s) cannot be reached: %s; ptrace: %.140s; nothing was changed",
+			 "thread %d (%s) cannot be reached: %s; ptrace: %.100s; nothing was changed",
 			 (int)tid, name, sig, E.why);
 		return;
 	}

@@ -72,7 +72,7 @@ __attribute__((constructor)) static void read_yama_scope(void)
 static const char *errname(int e)
 {
 	switch (e < 0 ? -e : e) {
-	case EPERM: return "EPERM (operation not permitted)";
+	case EPERM: return "EPERM";
 	case EACCES: return "EACCES (permission denied)";
 	case ESRCH: return "ESRCH (no such thread)";
 	case EBUSY: return "EBUSY";
