@@ -10,6 +10,10 @@
 #include "procwide.h"
 
 #include <errno.h>
+#include <sys/stat.h>
+#include <stdlib.h>
+#include <stdio.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <sched.h>
@@ -326,6 +330,54 @@ static __attribute__((unused)) const char *sw_uid_line(unsigned int id)
 	static char buf[64];
 	snprintf(buf, sizeof buf, "%u\t%u\t%u\t%u", id, id, id, id);
 	return buf;
+}
+
+
+/* ---- a scratch tree and denied operations, shared by the tests --------- */
+/* TREE/a/f lies inside the rulesets the tests build, TREE/b/f outside. */
+static char sw_tree[64], sw_a_dir[96], sw_b_dir[96], sw_a_file[128], sw_b_file[128];
+
+static __attribute__((unused)) void sw_tree_make(const char *prefix)
+{
+	snprintf(sw_tree, sizeof sw_tree, "/tmp/%s.XXXXXX", prefix);
+	PW_CHECK(mkdtemp(sw_tree), "mkdtemp: %s", strerror(errno));
+	sw_remove_at_exit(sw_tree);
+	/* Readable by the uid a test may drop to. */
+	PW_CHECK(chmod(sw_tree, 0755) == 0, "chmod");
+	snprintf(sw_a_dir, sizeof sw_a_dir, "%s/a", sw_tree);
+	snprintf(sw_b_dir, sizeof sw_b_dir, "%s/b", sw_tree);
+	snprintf(sw_a_file, sizeof sw_a_file, "%s/f", sw_a_dir);
+	snprintf(sw_b_file, sizeof sw_b_file, "%s/f", sw_b_dir);
+	PW_CHECK(mkdir(sw_a_dir, 0755) == 0 && mkdir(sw_b_dir, 0755) == 0, "mkdir");
+	const char *files[] = {sw_a_file, sw_b_file};
+	for (int i = 0; i < 2; i++) {
+		int fd = open(files[i], O_CREAT | O_WRONLY, 0644);
+		PW_CHECK(fd >= 0, "create %s", files[i]);
+		close(fd);
+	}
+}
+
+/* 0, or the errno of opening p for reading. */
+static __attribute__((unused)) int sw_open_errno(const char *p)
+{
+	int fd = open(p, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno;
+	close(fd);
+	return 0;
+}
+
+static __attribute__((unused)) int sw_open_a(void) { return sw_open_errno(sw_a_file); }
+static __attribute__((unused)) int sw_open_b(void) { return sw_open_errno(sw_b_file); }
+
+static __attribute__((unused)) int sw_try_getppid(void)
+{
+	return syscall(SYS_getppid) < 0 ? errno : 0;
+}
+
+static __attribute__((unused)) int sw_try_setuid_root(void)
+{
+	return syscall(SYS_setresuid, 0, 0, 0) == 0 ? 0 : errno;
 }
 
 #endif

@@ -131,11 +131,6 @@ static int keep_caps_set(void)
 	return prctl(PR_GET_SECUREBITS, 0, 0, 0, 0) == (int)SECBIT_KEEP_CAPS_ ? 0 : ENOENT;
 }
 
-static int try_setuid_root(void)
-{
-	return syscall(SYS_setresuid, 0, 0, 0) == 0 ? 0 : errno;
-}
-
 static void securebits_keep_caps_across_uid_change(void)
 {
 	need_root();
@@ -158,7 +153,7 @@ static void securebits_keep_caps_across_uid_change(void)
 	uint64_t need = 1ULL << CAP_NET_BIND_SERVICE_;
 	PW_EQ_LONG(procwide_capset(need, need, 0), 0);
 	PW_EQ_LONG(sw_all_status("CapEff", "0000000000000400"), 7);
-	sw_expect(try_setuid_root, EPERM, "setresuid(0) without CAP_SETUID");
+	sw_expect(sw_try_setuid_root, EPERM, "setresuid(0) without CAP_SETUID");
 }
 
 static void unprivileged_refusals(void)

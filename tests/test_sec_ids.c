@@ -118,11 +118,6 @@ static void use_shadow(void)
 	snprintf(secret, sizeof secret, "/etc/shadow");
 }
 
-static int try_setuid_root(void)
-{
-	return syscall(SYS_setresuid, 0, 0, 0) == 0 ? 0 : errno;
-}
-
 static void ids_as_root(void)
 {
 	if (!pw_have_cap(6) || !pw_have_cap(7) || !pw_have_cap(1 /* CAP_DAC_OVERRIDE */))
@@ -147,7 +142,7 @@ static void ids_as_root(void)
 	sw_status_is(raw, "Groups", "7 100 4242");
 	/* Every thread lost root: the file is denied, and no way back. */
 	sw_expect(open_secret, EACCES, "open a root-only file after the drop");
-	sw_expect(try_setuid_root, EPERM, "setresuid(0) after the drop");
+	sw_expect(sw_try_setuid_root, EPERM, "setresuid(0) after the drop");
 }
 
 static void ids_keep_one(void)
@@ -308,7 +303,7 @@ static void ids_as_root_reach_blocked_thread(void)
 		sw_status_is(b, "Groups", "7 100 4242");
 	}
 	sw_expect(open_secret, EACCES, "open a root-only file after the drop");
-	sw_expect(try_setuid_root, EPERM, "setresuid(0) after the drop");
+	sw_expect(sw_try_setuid_root, EPERM, "setresuid(0) after the drop");
 	sw_blocked_intact();
 }
 

@@ -14,38 +14,8 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
-/* ---- a scratch tree: T/a/f and T/b/f ------------------------------------ */
-static char tree[64], a_dir[96], b_dir[96], a_file[128], b_file[128];
-
-static void tree_make(void)
-{
-	snprintf(tree, sizeof tree, "/tmp/pw-landlock.XXXXXX");
-	PW_CHECK(mkdtemp(tree), "mkdtemp: %s", strerror(errno));
-	sw_remove_at_exit(tree);
-	snprintf(a_dir, sizeof a_dir, "%s/a", tree);
-	snprintf(b_dir, sizeof b_dir, "%s/b", tree);
-	snprintf(a_file, sizeof a_file, "%s/f", a_dir);
-	snprintf(b_file, sizeof b_file, "%s/f", b_dir);
-	PW_CHECK(mkdir(a_dir, 0755) == 0 && mkdir(b_dir, 0755) == 0, "mkdir");
-	int fd = open(a_file, O_CREAT | O_WRONLY, 0644);
-	PW_CHECK(fd >= 0, "create");
-	close(fd);
-	fd = open(b_file, O_CREAT | O_WRONLY, 0644);
-	PW_CHECK(fd >= 0, "create");
-	close(fd);
-}
-
-static int open_path(const char *p)
-{
-	int fd = open(p, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return errno;
-	close(fd);
-	return 0;
-}
-static int open_a(void) { return open_path(a_file); }
-static int open_b(void) { return open_path(b_file); }
-static int open_passwd(void) { return open_path("/etc/passwd"); }
+/* ---- a scratch sw_tree: T/a/f and T/b/f ------------------------------------ */
+static int open_passwd(void) { return sw_open_errno("/etc/passwd"); }
 
 static void need_landlock(int min_abi)
 {
@@ -83,13 +53,13 @@ static void engine_path_every_thread(void)
 	need_landlock(1);
 	if (procwide_landlock_abi() >= 8)
 		pw_skip("this kernel has ABI >= 8: the kernel path is taken");
-	tree_make();
+	sw_tree_make("pw-landlock");
 	sw_start(4, 3);
 	pid_t raw = sw_start_raw();
 	(void)raw;
-	sw_expect(open_b, 0, "open b before");
+	sw_expect(sw_open_b, 0, "open b before");
 	PW_EQ_LONG(procwide_no_new_privs(), 0);
-	struct procwide_landlock *ll = read_only_beneath(a_dir);
+	struct procwide_landlock *ll = read_only_beneath(sw_a_dir);
 	PW_EQ_LONG(procwide_landlock_ndowngrades(ll), 0);
 	struct procwide_sec_report rep = {.size = sizeof rep};
 	PW_EQ_LONG(procwide_landlock_enforce(ll, 0, NULL, &rep), 0);
@@ -97,8 +67,8 @@ static void engine_path_every_thread(void)
 	PW_EQ_LONG(rep.verified, 1);
 	PW_EQ_LONG(rep.nthreads, 9);
 	procwide_landlock_close(ll);
-	sw_expect(open_b, EACCES, "open b (denied)");
-	sw_expect(open_a, 0, "open a (allowed)");
+	sw_expect(sw_open_b, EACCES, "open b (denied)");
+	sw_expect(sw_open_a, 0, "open a (allowed)");
 }
 
 static void abi8_override_selects_kernel_path(void)
@@ -107,9 +77,9 @@ static void abi8_override_selects_kernel_path(void)
 	if (procwide_landlock_abi() >= 8)
 		pw_skip("the kernel has ABI >= 8: the override cannot be told from the real thing");
 	setenv("PROCWIDE_TEST_LANDLOCK_ABI", "8", 1);
-	tree_make();
+	sw_tree_make("pw-landlock");
 	sw_start(4, 2);
-	struct procwide_landlock *ll = read_only_beneath(a_dir);
+	struct procwide_landlock *ll = read_only_beneath(sw_a_dir);
 	struct procwide_sec_report rep = {.size = sizeof rep};
 	if (!pw_have_cap(21 /* CAP_SYS_ADMIN */)) {
 		/* The kernel checks no_new_privs before the flags: EPERM. */
@@ -127,7 +97,7 @@ static void abi8_override_selects_kernel_path(void)
 	PW_EQ_LONG(rep.verified, 0);
 	PW_CHECK(strstr(rep.message, "TSYNC"), "%s", rep.message);
 	/* Nothing changed: every thread still reads b. */
-	sw_expect(open_b, 0, "open b after the refused call");
+	sw_expect(sw_open_b, 0, "open b after the refused call");
 	procwide_landlock_close(ll);
 }
 
@@ -162,7 +132,7 @@ static void *self_restricting(void *arg)
 	struct __attribute__((packed)) {
 		uint64_t access;
 		int32_t fd;
-	} pb = {PROCWIDE_LL_FS_READ_FILE, open(b_dir, O_PATH | O_CLOEXEC)};
+	} pb = {PROCWIDE_LL_FS_READ_FILE, open(sw_b_dir, O_PATH | O_CLOEXEC)};
 	prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
 	bool ok = fd >= 0 && pb.fd >= 0 && syscall(SYS_landlock_add_rule, fd, 1, &pb, 0) == 0 &&
 		  syscall(SYS_landlock_restrict_self, fd, 0) == 0;
@@ -194,42 +164,42 @@ static void engine_path_stacks_on_sibling_domain(void)
 	need_landlock(1);
 	if (procwide_landlock_abi() >= 8)
 		pw_skip("this kernel has ABI >= 8: the kernel path replaces instead of stacking");
-	tree_make();
+	sw_tree_make("pw-landlock");
 	sw_start(2, 1);
 	pthread_t t;
 	PW_CHECK(pthread_create(&t, NULL, self_restricting, NULL) == 0, "create");
 	while (!atomic_load(&sib_state))
 		usleep(1000);
 	PW_EQ_LONG(atomic_load(&sib_state), 1);
-	PW_EQ_LONG(sib_run(open_a), EACCES);
-	PW_EQ_LONG(sib_run(open_b), 0);
+	PW_EQ_LONG(sib_run(sw_open_a), EACCES);
+	PW_EQ_LONG(sib_run(sw_open_b), 0);
 	PW_EQ_LONG(procwide_no_new_privs(), 0);
-	struct procwide_landlock *ll = read_only_beneath(a_dir);
+	struct procwide_landlock *ll = read_only_beneath(sw_a_dir);
 	PW_EQ_LONG(procwide_landlock_enforce(ll, 0, NULL, NULL), 0);
 	procwide_landlock_close(ll);
 	/* Everyone lost b; the sibling keeps its own layer too: it now reads
 	 * neither (the layers stack).  A kernel TSYNC (ABI 8) would have
 	 * replaced its domain with the caller's, and it would read a. */
-	sw_expect(open_b, EACCES, "open b");
-	sw_expect(open_a, 0, "open a");
-	PW_EQ_LONG(sib_run(open_b), EACCES);
-	PW_EQ_LONG(sib_run(open_a), EACCES);
+	sw_expect(sw_open_b, EACCES, "open b");
+	sw_expect(sw_open_a, 0, "open a");
+	PW_EQ_LONG(sib_run(sw_open_b), EACCES);
+	PW_EQ_LONG(sib_run(sw_open_a), EACCES);
 }
 
 static void log_flags_pass_through(void)
 {
 	need_landlock(7);
-	tree_make();
+	sw_tree_make("pw-landlock");
 	sw_start(2, 1);
 	PW_EQ_LONG(procwide_no_new_privs(), 0);
-	struct procwide_landlock *ll = read_only_beneath(a_dir);
+	struct procwide_landlock *ll = read_only_beneath(sw_a_dir);
 	PW_EQ_LONG(procwide_landlock_restrict(procwide_landlock_fd(ll),
 					      PROCWIDE_LL_RESTRICT_LOG_SAME_EXEC_OFF |
 						      PROCWIDE_LL_RESTRICT_LOG_NEW_EXEC_ON),
 		   0);
 	PW_EQ_LONG(procwide_landlock_ndowngrades(ll), 0);
 	procwide_landlock_close(ll);
-	sw_expect(open_b, EACCES, "open b");
+	sw_expect(sw_open_b, EACCES, "open b");
 	/* The flag that only changes logging works without a ruleset. */
 	PW_EQ_LONG(procwide_landlock_restrict(-1, PROCWIDE_LL_RESTRICT_LOG_SUBDOMAINS_OFF), 0);
 }
@@ -239,7 +209,7 @@ static void builder_downgrades_reported(void)
 	need_landlock(1);
 	if (procwide_landlock_abi() >= 9)
 		pw_skip("the kernel has ABI >= 9: nothing to downgrade");
-	tree_make();
+	sw_tree_make("pw-landlock");
 	int abi = procwide_landlock_abi();
 	struct procwide_landlock_attr attr = {
 		.size = sizeof attr,
@@ -254,8 +224,8 @@ static void builder_downgrades_reported(void)
 	PW_EQ_LONG(d->required_abi, 9);
 	PW_CHECK(d->dropped == PROCWIDE_LL_FS_RESOLVE_UNIX, "dropped %llx",
 		 (unsigned long long)d->dropped);
-	PW_EQ_LONG(procwide_landlock_allow_path(ll, b_dir, PROCWIDE_LL_FS_READ_FILE), 0);
-	PW_EQ_LONG(procwide_landlock_allow_path(ll, a_dir,
+	PW_EQ_LONG(procwide_landlock_allow_path(ll, sw_b_dir, PROCWIDE_LL_FS_READ_FILE), 0);
+	PW_EQ_LONG(procwide_landlock_allow_path(ll, sw_a_dir,
 						PROCWIDE_LL_FS_READ_FILE | PROCWIDE_LL_FS_RESOLVE_UNIX),
 		   0);
 	PW_EQ_LONG(procwide_landlock_ndowngrades(ll), 2);
@@ -277,7 +247,7 @@ static void builder_downgrades_reported(void)
 static void builder_bad_input(void)
 {
 	need_landlock(1);
-	tree_make();
+	sw_tree_make("pw-landlock");
 	struct procwide_landlock *ll;
 	struct procwide_landlock_attr attr = {.size = sizeof attr};
 	PW_EQ_LONG(procwide_landlock_open(&attr, &ll), -ENOMSG);
@@ -294,8 +264,8 @@ static void builder_bad_input(void)
 	PW_EQ_LONG(procwide_landlock_open(&attr, &ll), 0);
 	PW_EQ_LONG(procwide_landlock_allow_path(ll, "/nonexistent/x", PROCWIDE_LL_FS_READ_FILE),
 		   -ENOENT);
-	PW_EQ_LONG(procwide_landlock_allow_path(ll, a_dir, PROCWIDE_LL_FS_WRITE_FILE), -EINVAL);
-	PW_EQ_LONG(procwide_landlock_allow_path(ll, a_dir, 0), -ENOMSG);
+	PW_EQ_LONG(procwide_landlock_allow_path(ll, sw_a_dir, PROCWIDE_LL_FS_WRITE_FILE), -EINVAL);
+	PW_EQ_LONG(procwide_landlock_allow_path(ll, sw_a_dir, 0), -ENOMSG);
 	PW_EQ_LONG(procwide_landlock_allow_port(ll, 80, PROCWIDE_LL_NET_BIND_TCP), -EINVAL);
 	PW_EQ_LONG(procwide_landlock_allow_path(ll, NULL, PROCWIDE_LL_FS_READ_FILE), -EFAULT);
 	procwide_landlock_close(ll);
@@ -427,7 +397,7 @@ static void thread_that_cannot_follow_kills_process(void)
 	need_landlock(1);
 	if (procwide_landlock_abi() >= 8)
 		pw_skip("the kernel path is all or nothing: nothing to kill");
-	tree_make();
+	sw_tree_make("pw-landlock");
 	fflush(stdout);
 	pid_t child = fork();
 	PW_CHECK(child >= 0, "fork");
@@ -442,7 +412,7 @@ static void thread_that_cannot_follow_kills_process(void)
 			usleep(1000);
 		if (atomic_load(&refuser_state) != 1 || procwide_no_new_privs() != 0)
 			_exit(3);
-		struct procwide_landlock *ll = read_only_beneath(a_dir);
+		struct procwide_landlock *ll = read_only_beneath(sw_a_dir);
 		procwide_landlock_enforce(ll, 0, NULL, NULL);
 		_exit(0); /* never reached: the differing thread kills us */
 	}
@@ -459,12 +429,12 @@ static void thread_that_cannot_follow_kills_process(void)
 static void restrict_reaches_blocked_thread(void)
 {
 	need_landlock(1);
-	tree_make();
+	sw_tree_make("pw-landlock");
 	sw_start(4, 3);
 	pid_t raw = sw_start_raw();
 	pid_t blk[2] = {sw_start_blocked(SW_BLOCKED_NANOSLEEP),
 			sw_start_blocked(SW_BLOCKED_FUTEX)};
-	sw_expect(open_b, 0, "open b before");
+	sw_expect(sw_open_b, 0, "open b before");
 	struct procwide_sec_report rep = {.size = sizeof rep};
 	PW_CHECK(procwide_no_new_privs_ex(NULL, &rep) == 0, "%s", rep.message);
 	PW_EQ_LONG(rep.nthreads, 11);
@@ -472,7 +442,7 @@ static void restrict_reaches_blocked_thread(void)
 	sw_status_is(blk[0], "NoNewPrivs", "1");
 	sw_status_is(blk[1], "NoNewPrivs", "1");
 	sw_status_is(raw, "NoNewPrivs", "1");
-	struct procwide_landlock *ll = read_only_beneath(a_dir);
+	struct procwide_landlock *ll = read_only_beneath(sw_a_dir);
 	PW_EQ_LONG(procwide_landlock_allow_path(ll, "/proc", PROCWIDE_LL_FS_READ_FILE), 0);
 	PW_CHECK(procwide_landlock_enforce(ll, 0, NULL, &rep) == 0, "%s", rep.message);
 	PW_EQ_LONG(rep.path, procwide_landlock_abi() >= 8 ? PROCWIDE_SEC_PATH_KERNEL
@@ -480,8 +450,8 @@ static void restrict_reaches_blocked_thread(void)
 	PW_EQ_LONG(rep.verified, 1);
 	PW_EQ_LONG(rep.nthreads, 11);
 	procwide_landlock_close(ll);
-	sw_expect(open_b, EACCES, "open b (denied)");
-	sw_expect(open_a, 0, "open a (allowed)");
+	sw_expect(sw_open_b, EACCES, "open b (denied)");
+	sw_expect(sw_open_a, 0, "open a (allowed)");
 	sw_expect(open_passwd, EACCES, "open /etc/passwd (denied)");
 	sw_blocked_intact();
 }

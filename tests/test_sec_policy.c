@@ -8,38 +8,6 @@
 #include <sys/prctl.h>
 #include <sys/stat.h>
 
-static char tree[64], a_dir[96], b_file[128], a_file[128];
-
-static void tree_make(void)
-{
-	snprintf(tree, sizeof tree, "/tmp/pw-policy.XXXXXX");
-	PW_CHECK(mkdtemp(tree), "mkdtemp");
-	sw_remove_at_exit(tree);
-	PW_CHECK(chmod(tree, 0755) == 0, "chmod");
-	snprintf(a_dir, sizeof a_dir, "%s/a", tree);
-	snprintf(a_file, sizeof a_file, "%s/f", a_dir);
-	snprintf(b_file, sizeof b_file, "%s/b", tree);
-	PW_CHECK(mkdir(a_dir, 0755) == 0, "mkdir");
-	int fd = open(a_file, O_CREAT | O_WRONLY, 0644);
-	PW_CHECK(fd >= 0, "create");
-	close(fd);
-	fd = open(b_file, O_CREAT | O_WRONLY, 0644);
-	PW_CHECK(fd >= 0, "create");
-	close(fd);
-}
-
-static int open_path(const char *p)
-{
-	int fd = open(p, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return errno;
-	close(fd);
-	return 0;
-}
-static int open_a(void) { return open_path(a_file); }
-static int open_b(void) { return open_path(b_file); }
-static int try_getppid(void) { return syscall(SYS_getppid) < 0 ? errno : 0; }
-static int try_setuid_root(void) { return syscall(SYS_setresuid, 0, 0, 0) == 0 ? 0 : errno; }
 
 static struct procwide_landlock *ruleset(bool allow_proc)
 {
@@ -48,7 +16,7 @@ static struct procwide_landlock *ruleset(bool allow_proc)
 		.handled_access_fs = PROCWIDE_LL_FS_READ_FILE | PROCWIDE_LL_FS_READ_DIR};
 	struct procwide_landlock *ll;
 	PW_EQ_LONG(procwide_landlock_open(&attr, &ll), 0);
-	PW_EQ_LONG(procwide_landlock_allow_path(ll, a_dir, PROCWIDE_LL_FS_READ_FILE |
+	PW_EQ_LONG(procwide_landlock_allow_path(ll, sw_a_dir, PROCWIDE_LL_FS_READ_FILE |
 								   PROCWIDE_LL_FS_READ_DIR),
 		   0);
 	if (allow_proc)
@@ -73,9 +41,9 @@ static void full_policy_as_root_with(bool blocked)
 	if (!pw_have_cap(7) || !pw_have_cap(6) || !pw_have_cap(8))
 		pw_skip("ids and capabilities need CAP_SETUID, CAP_SETGID, CAP_SETPCAP (root)");
 	need_landlock();
-	tree_make();
-	/* The tree is removed at exit, by then as nobody. */
-	PW_CHECK(chown(tree, 65534, 65534) == 0 && chown(a_dir, 65534, 65534) == 0, "chown");
+	sw_tree_make("pw-policy");
+	/* The sw_tree is removed at exit, by then as nobody. */
+	PW_CHECK(chown(sw_tree, 65534, 65534) == 0 && chown(sw_a_dir, 65534, 65534) == 0, "chown");
 	sw_start(4, 3);
 	pid_t raw = sw_start_raw();
 	pid_t blk[2] = {0, 0};
@@ -84,7 +52,7 @@ static void full_policy_as_root_with(bool blocked)
 		blk[1] = sw_start_blocked(SW_BLOCKED_FUTEX);
 	}
 	long n = blocked ? 11 : 9;
-	sw_expect(open_b, 0, "open outside the ruleset, before");
+	sw_expect(sw_open_b, 0, "open outside the ruleset, before");
 	struct procwide_landlock *ll = ruleset(true);
 	static struct sw_filter f;
 	sw_filter_init(&f, SYS_getppid, ENOTTY);
@@ -131,10 +99,10 @@ static void full_policy_as_root_with(bool blocked)
 		sw_status_is(blk[i], "CapBnd", bnd);
 		sw_status_is(blk[i], "Seccomp", "2");
 	}
-	sw_expect(open_b, EACCES, "open outside the ruleset");
-	sw_expect(open_a, 0, "open inside the ruleset");
-	sw_expect(try_getppid, ENOTTY, "a filtered system call");
-	sw_expect(try_setuid_root, EPERM, "setresuid(0)");
+	sw_expect(sw_open_b, EACCES, "open outside the ruleset");
+	sw_expect(sw_open_a, 0, "open inside the ruleset");
+	sw_expect(sw_try_getppid, ENOTTY, "a filtered system call");
+	sw_expect(sw_try_setuid_root, EPERM, "setresuid(0)");
 	if (blocked)
 		sw_blocked_intact();
 }
@@ -152,7 +120,7 @@ static void full_policy_as_root_reaches_blocked_thread(void)
 static void unprivileged_policy(void)
 {
 	need_landlock();
-	tree_make();
+	sw_tree_make("pw-policy");
 	sw_start(4, 3);
 	struct procwide_landlock *ll = ruleset(false); /* /proc denied afterwards */
 	static struct sw_filter f;
@@ -173,9 +141,9 @@ static void unprivileged_policy(void)
 	PW_EQ_LONG(rep.nthreads, 8);
 	procwide_landlock_close(ll);
 	PW_CHECK(open("/proc/self/status", O_RDONLY) < 0 && errno == EACCES, "/proc still open");
-	sw_expect(open_b, EACCES, "open outside the ruleset");
-	sw_expect(open_a, 0, "open inside the ruleset");
-	sw_expect(try_getppid, ENOTTY, "a filtered system call");
+	sw_expect(sw_open_b, EACCES, "open outside the ruleset");
+	sw_expect(sw_open_a, 0, "open inside the ruleset");
+	sw_expect(sw_try_getppid, ENOTTY, "a filtered system call");
 }
 
 static void stops_at_failed_step(void)
@@ -254,7 +222,7 @@ static void force_add_reaches_seccomp_step(void)
 	PW_EQ_LONG(rep.nthreads, 8);
 	sw_status_is(atomic_load(&own_tid), "Seccomp_filters", "2");
 	PW_EQ_LONG(sw_all_status_except("Seccomp_filters", "1", atomic_load(&own_tid)), 7);
-	sw_expect(try_getppid, ENOTTY, "a filtered system call");
+	sw_expect(sw_try_getppid, ENOTTY, "a filtered system call");
 }
 
 static void bad_input(void)
@@ -285,12 +253,12 @@ static void bad_input(void)
 static void unprivileged_policy_reaches_blocked_thread(void)
 {
 	need_landlock();
-	tree_make();
+	sw_tree_make("pw-policy");
 	sw_start(4, 3);
 	pid_t raw = sw_start_raw();
 	pid_t blk[2] = {sw_start_blocked(SW_BLOCKED_NANOSLEEP),
 			sw_start_blocked(SW_BLOCKED_FUTEX)};
-	sw_expect(open_b, 0, "open outside the ruleset, before");
+	sw_expect(sw_open_b, 0, "open outside the ruleset, before");
 	struct procwide_landlock *ll = ruleset(true);
 	static struct sw_filter f;
 	sw_filter_init(&f, SYS_getppid, ENOTTY);
@@ -318,9 +286,9 @@ static void unprivileged_policy_reaches_blocked_thread(void)
 		sw_status_is(blk[i], "Seccomp", "2");
 	}
 	sw_status_is(raw, "Seccomp", "2");
-	sw_expect(open_b, EACCES, "open outside the ruleset");
-	sw_expect(open_a, 0, "open inside the ruleset");
-	sw_expect(try_getppid, ENOTTY, "a filtered system call");
+	sw_expect(sw_open_b, EACCES, "open outside the ruleset");
+	sw_expect(sw_open_a, 0, "open inside the ruleset");
+	sw_expect(sw_try_getppid, ENOTTY, "a filtered system call");
 	sw_blocked_intact();
 }
 

@@ -10,12 +10,6 @@
 #define SECCOMP_FILTER_FLAG_LOG_ (1u << 1)
 #define SECCOMP_FILTER_FLAG_NEW_LISTENER_ (1u << 3)
 
-static int try_getppid(void)
-{
-	errno = 0;
-	return syscall(SYS_getppid) < 0 ? errno : 0;
-}
-
 static int try_getpgrp(void)
 {
 	errno = 0;
@@ -34,7 +28,7 @@ static void tsync_every_thread(void)
 	need_nnp();
 	static struct sw_filter f;
 	sw_filter_init(&f, SYS_getppid, ENOTTY);
-	sw_expect(try_getppid, 0, "getppid before");
+	sw_expect(sw_try_getppid, 0, "getppid before");
 	struct procwide_sec_report rep = {.size = sizeof rep};
 	PW_EQ_LONG(procwide_seccomp_load_ex(&f.prog, 0, NULL, &rep), 0);
 	PW_EQ_LONG(rep.path, PROCWIDE_SEC_PATH_KERNEL);
@@ -43,7 +37,7 @@ static void tsync_every_thread(void)
 	PW_EQ_LONG(sw_all_status("Seccomp", "2"), 9);
 	PW_EQ_LONG(sw_all_status("Seccomp_filters", "1"), 9);
 	sw_status_is(raw, "Seccomp", "2");
-	sw_expect(try_getppid, ENOTTY, "getppid after");
+	sw_expect(sw_try_getppid, ENOTTY, "getppid after");
 	/* A second filter on top: the chain is shared, TSYNC works again. */
 	static struct sw_filter g;
 	sw_filter_init(&g, SYS_getpgrp, EXDEV);
@@ -63,7 +57,7 @@ static void tsync_copies_nnp_for_root(void)
 	PW_EQ_LONG(procwide_seccomp_load(&f.prog, 0), 0);
 	PW_EQ_LONG(sw_all_status("NoNewPrivs", "0"), 5);
 	PW_EQ_LONG(sw_all_status("Seccomp", "2"), 5);
-	sw_expect(try_getppid, ENOTTY, "getppid");
+	sw_expect(sw_try_getppid, ENOTTY, "getppid");
 }
 
 /* ---- a sibling with its own filter (syd-style per-thread confinement) --- */
@@ -110,7 +104,7 @@ static void divergence_reported(void)
 	/* Nothing changed: the others have no filter, the odd one its own. */
 	PW_EQ_LONG(sw_all_status_except("Seccomp", "0", odd), 7);
 	sw_status_is(odd, "Seccomp", "2");
-	sw_expect(try_getppid, 0, "getppid");
+	sw_expect(sw_try_getppid, 0, "getppid");
 	/* With NEW_LISTENER the kernel says ESRCH without naming it. */
 	PW_EQ_LONG(procwide_seccomp_load_ex(&f.prog, SECCOMP_FILTER_FLAG_NEW_LISTENER_, NULL, &rep),
 		   -ESRCH);
@@ -137,7 +131,7 @@ static void force_add_composes(void)
 	sw_status_is(raw, "Seccomp_filters", "1");
 	sw_status_is(pw_gettid(), "Seccomp_filters", "1");
 	PW_EQ_LONG(sw_all_status("Seccomp", "2"), 9);
-	sw_expect(try_getppid, ENOTTY, "getppid");
+	sw_expect(sw_try_getppid, ENOTTY, "getppid");
 	sw_expect(try_getpgrp, 0, "getpgrp (only the odd thread denies it)");
 	/* FORCE_ADD when there is no divergence: TSYNC, the kernel path. */
 	static struct sw_filter g;
@@ -202,7 +196,7 @@ static void bad_input(void)
 	PW_EQ_LONG(procwide_seccomp_load_ex(&f.prog, 0, &o, NULL), -EINVAL);
 	/* Nothing changed anywhere. */
 	PW_EQ_LONG(sw_all_status("Seccomp", "0"), 4);
-	sw_expect(try_getppid, 0, "getppid");
+	sw_expect(sw_try_getppid, 0, "getppid");
 }
 
 /* More threads than the verifier keeps status files open for (half of
@@ -228,7 +222,7 @@ static void force_add_many_threads(void)
 	PW_EQ_LONG(rep.nthreads, 406);
 	PW_EQ_LONG(sw_all_status_except("Seccomp_filters", "1", odd), 405);
 	sw_status_is(odd, "Seccomp_filters", "2");
-	sw_expect(try_getppid, ENOTTY, "getppid");
+	sw_expect(sw_try_getppid, ENOTTY, "getppid");
 	PW_EQ_LONG(sw_nthreads(), 406);
 }
 
@@ -246,7 +240,7 @@ static void tsync_reaches_blocked_thread(void)
 	PW_EQ_LONG(sw_all_status("NoNewPrivs", "1"), 11);
 	static struct sw_filter f;
 	sw_filter_init(&f, SYS_getppid, ENOTTY);
-	sw_expect(try_getppid, 0, "getppid before");
+	sw_expect(sw_try_getppid, 0, "getppid before");
 	struct procwide_sec_report rep = {.size = sizeof rep};
 	PW_CHECK(procwide_seccomp_load_ex(&f.prog, 0, NULL, &rep) == 0, "%s", rep.message);
 	PW_EQ_LONG(rep.path, PROCWIDE_SEC_PATH_KERNEL);
@@ -259,7 +253,7 @@ static void tsync_reaches_blocked_thread(void)
 		sw_status_is(blk[i], "Seccomp_filters", "1");
 	}
 	sw_status_is(raw, "Seccomp_filters", "1");
-	sw_expect(try_getppid, ENOTTY, "getppid after");
+	sw_expect(sw_try_getppid, ENOTTY, "getppid after");
 	sw_blocked_intact();
 }
 
@@ -276,7 +270,7 @@ static void force_add_reaches_blocked_thread(void)
 	need_nnp();
 	static struct sw_filter f;
 	sw_filter_init(&f, SYS_getppid, ENOTTY);
-	sw_expect(try_getppid, 0, "getppid before");
+	sw_expect(sw_try_getppid, 0, "getppid before");
 	struct procwide_sec_opts o = {.size = sizeof o, .flags = PROCWIDE_SEC_SECCOMP_FORCE_ADD};
 	struct procwide_sec_report rep = {.size = sizeof rep};
 	PW_CHECK(procwide_seccomp_load_ex(&f.prog, 0, &o, &rep) == 0, "%s", rep.message);
@@ -292,7 +286,7 @@ static void force_add_reaches_blocked_thread(void)
 		sw_status_is(blk[i], "Seccomp_filters", "1");
 	}
 	sw_status_is(raw, "Seccomp_filters", "1");
-	sw_expect(try_getppid, ENOTTY, "getppid after");
+	sw_expect(sw_try_getppid, ENOTTY, "getppid after");
 	sw_expect(try_getpgrp, 0, "getpgrp (only the odd thread denies it)");
 	sw_blocked_intact();
 }
