@@ -189,16 +189,12 @@ static bool read_file(const char *path, char *buf, size_t sz)
 	return true;
 }
 
-bool pw_task_status(pid_t tid, const char *field, char *out, size_t outsz)
+bool pw_status_field(const char *buf, const char *field, char *out, size_t outsz)
 {
-	char path[64], buf[16384];
-	snprintf(path, sizeof path, "/proc/self/task/%d/status", (int)tid);
-	if (!read_file(path, buf, sizeof buf))
-		return false;
 	size_t fl = strlen(field);
-	for (char *line = buf; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+	for (const char *line = buf; line && *line;) {
 		if (strncmp(line, field, fl) == 0 && line[fl] == ':') {
-			char *v = line + fl + 1;
+			const char *v = line + fl + 1;
 			while (*v == ' ' || *v == '\t')
 				v++;
 			size_t len = strcspn(v, "\n");
@@ -208,8 +204,17 @@ bool pw_task_status(pid_t tid, const char *field, char *out, size_t outsz)
 			out[len] = '\0';
 			return true;
 		}
+		const char *nl = strchr(line, '\n');
+		line = nl ? nl + 1 : NULL;
 	}
 	return false;
+}
+
+bool pw_task_status(pid_t tid, const char *field, char *out, size_t outsz)
+{
+	char path[64], buf[16384];
+	snprintf(path, sizeof path, "/proc/self/task/%d/status", (int)tid);
+	return read_file(path, buf, sizeof buf) && pw_status_field(buf, field, out, outsz);
 }
 
 long pw_timerslack(pid_t tid)

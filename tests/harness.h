@@ -49,6 +49,8 @@ size_t pw_list_tids(pid_t *tids, size_t n);
 /* A field of /proc/self/task/TID/status ("NoNewPrivs"), copied without the
  * name and leading blanks; false if the thread is gone. */
 bool pw_task_status(pid_t tid, const char *field, char *out, size_t outsz);
+/* The value of `field` in the text of a status file (same form). */
+bool pw_status_field(const char *buf, const char *field, char *out, size_t outsz);
 /* /proc/TID/timerslack_ns, -1 if the thread is gone. */
 long pw_timerslack(pid_t tid);
 /* /proc/self/task/TID/comm without the newline; false if gone. */

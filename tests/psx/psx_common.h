@@ -127,23 +127,7 @@ PSXT_UNUSED static bool psxt_proc_status(pid_t pid, pid_t tid,
 	if (n <= 0)
 		return false;
 	buf[n] = '\0';
-	size_t fl = strlen(field);
-	for (char *line = buf; line && *line;) {
-		if (strncmp(line, field, fl) == 0 && line[fl] == ':') {
-			char *v = line + fl + 1;
-			while (*v == ' ' || *v == '\t')
-				v++;
-			size_t len = strcspn(v, "\n");
-			if (len >= outsz)
-				len = outsz - 1;
-			memcpy(out, v, len);
-			out[len] = '\0';
-			return true;
-		}
-		char *nl = strchr(line, '\n');
-		line = nl ? nl + 1 : NULL;
-	}
-	return false;
+	return pw_status_field(buf, field, out, outsz);
 }
 
 /* ---- raw clone() threads ------------------------------------------------- */
