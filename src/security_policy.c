@@ -14,6 +14,7 @@
  *                     steps and procwide's engine use
  * Each step is one of the public calls, process-wide and verified. */
 #include "security.h"
+#include "sized.h"
 #include "internal.h"
 
 #include <errno.h>
@@ -53,12 +54,9 @@ int procwide_apply_policy(const struct procwide_policy *policy, const struct pro
 				  PROCWIDE_SEC_SECCOMP_FORCE_ADD, report);
 	if (!err && !policy)
 		err = -EFAULT;
-	if (!err && (policy->size < offsetof(struct procwide_policy, apply) + sizeof(unsigned int)))
+	if (!err && (!PW_HAS_FIELD(policy, apply) ||
+		     !procwide__tail_is_zero(policy, policy->size, sizeof *policy)))
 		err = -EINVAL;
-	if (!err)
-		for (size_t i = sizeof *policy; i < policy->size; i++)
-			if (((const unsigned char *)policy)[i])
-				err = -EINVAL;
 	if (!err && (policy->apply & ~(unsigned int)POL_KNOWN))
 		err = -EINVAL;
 	/* Every field a requested step needs must be inside the caller's
