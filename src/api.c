@@ -52,7 +52,7 @@ static int read_request(const struct procwide_call *call, const struct procwide_
 	unsigned mismatch = OPT(opts, mismatch, PROCWIDE_MISMATCH_KILL);
 	unsigned flags = OPT(opts, flags, 0u);
 	if (mismatch > PROCWIDE_MISMATCH_REPORT ||
-	    (flags & ~(PROCWIDE_NO_PTRACE | PROCWIDE_PTRACE_ALL)) ||
+	    (flags & ~(PROCWIDE_NO_PTRACE | PROCWIDE_PTRACE_ALL | PROCWIDE_ATOMIC)) ||
 	    (flags & PROCWIDE_NO_PTRACE && flags & PROCWIDE_PTRACE_ALL)) {
 		*why = "procwide_run: unknown mismatch policy or flags";
 		return -EINVAL;
@@ -71,6 +71,7 @@ static int read_request(const struct procwide_call *call, const struct procwide_
 	}
 	req->may_inject = !(flags & PROCWIDE_NO_PTRACE);
 	req->inject_all = flags & PROCWIDE_PTRACE_ALL;
+	req->atomic = flags & PROCWIDE_ATOMIC;
 	req->want_threads = report &&
 			    report->size >= offsetof(struct procwide_report, threads) +
 						    sizeof(report->threads);
@@ -90,6 +91,7 @@ static void copy_report(struct procwide_report *report, const struct pw_result *
 	full.nmismatch = res->nmismatch;
 	full.nunreachable = res->nunreachable;
 	full.elapsed_ns = res->elapsed_ns;
+	full.mode = res->mode;
 	memcpy(full.message, res->message, sizeof full.message);
 	procwide__copy_sized(report, report->size, &full, sizeof full);
 }

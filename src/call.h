@@ -63,6 +63,7 @@ enum pw_phase {
 	PW_GATHER = 0, /* threads arrive and park */
 	PW_GO = 1,     /* run the call */
 	PW_ABORT = 2,  /* return without running it */
+	PW_DIRECT = 3, /* the direct path: run the call on arrival, no park */
 };
 
 struct procwide__shared {

@@ -57,11 +57,14 @@ static struct {
 	int signo;
 	bool may_inject;   /* the ptrace helper may be used */
 	bool inject_all;   /* ... for every thread, no signal at all */
+	bool direct;	   /* this call takes the direct path */
 	uint64_t deadline;
 	pid_t inject_failed_tid; /* the thread ptrace could not reach */
 	int inject_error;  /* and the error, kept for the whole call */
 	char why[200];	   /* and why */
 } E;
+
+static void finish(const struct pw_request *req, struct pw_result *res);
 
 static uint64_t now_ns(void)
 {
@@ -222,6 +225,14 @@ static void mark_for_seizing(uint32_t idx, enum pw_slot_state from)
 
 static void seize_result(uint32_t idx, int e)
 {
+	/* PTRACE_SEIZE refuses a thread that is ending (its exit_state is
+	 * set) with EPERM: it is gone, not protected. */
+	if (e == -EPERM) {
+		char st = procwide__task_state(slot_tid(idx));
+		if (st == 'Z' || st == 'X' ||
+		    pw_tgkill(procwide__shared.pid, slot_tid(idx), 0) == -ESRCH)
+			e = -ESRCH;
+	}
 	if (e == -ESRCH) {
 		slot_set(idx, PW_S_GONE);
 	} else if (e) {
@@ -243,6 +254,8 @@ static void seize_result(uint32_t idx, int e)
  * slow may still answer), unless no signal may be sent at all. */
 #define PW_SEIZE_WINDOW 64u
 
+static int run_seized_now(void);
+
 static int seize_marked(void)
 {
 	uint32_t next = 0, inflight = 0;
@@ -253,8 +266,8 @@ static int seize_marked(void)
 				next++;
 			if (next == E.nused)
 				break;
-			if (!procwide__inject_active())
-				e = procwide__inject_begin(E.reserved, E.deadline, E.why, sizeof E.why);
+			/* Starts the helper, or a bigger one if the slots grew. */
+			e = procwide__inject_begin(E.reserved, E.deadline, E.why, sizeof E.why);
 			if (!e)
 				e = procwide__inject_send_seize(next, slot_tid(next));
 			if (e)
@@ -285,7 +298,7 @@ static int seize_marked(void)
 			E.inject_error = e;
 	}
 	if (!E.inject_error)
-		return 0;
+		return E.direct ? run_seized_now() : 0;
 	E.may_inject = false;
 	return E.inject_all ? E.inject_error : PW_STALLED;
 }
@@ -314,8 +327,6 @@ static bool known_blocking(pid_t tid)
 static void remember_blocking(void)
 {
 	uint32_t n = 0;
-	if (E.inject_all)
-		return;
 	for (uint32_t i = 0; i < E.nused; i++) {
 		enum pw_slot_state st = slot_state(i);
 		if (st != PW_S_INJ_DONE && st != PW_S_SEIZED)
@@ -338,9 +349,17 @@ static void remember_blocking(void)
 static int on_tid(pid_t tid, void *ctx)
 {
 	(void)ctx;
-	uint32_t pos, idx;
-	if (find_tid(tid, &pos) != UINT32_MAX)
-		return 0;
+	uint32_t pos, idx = find_tid(tid, &pos);
+	if (idx != UINT32_MAX) {
+		if (slot_state(idx) != PW_S_GONE)
+			return 0;
+		/* A thread that ended, whose tid a new thread now has (the
+		 * pid space wrapped during the call): a thread of its own. */
+		pw_slot_at(idx)->result = 0;
+		slot_set(idx, PW_S_FREE);
+		E.nnew++;
+		return reach(idx);
+	}
 	int e = new_slot(tid, &idx);
 	if (e)
 		return e;
@@ -424,17 +443,29 @@ static int seize_laggards(void)
 
 /* ---- phase 1: gather -------------------------------------------------------- */
 
-static int sweep(void)
+/* Signals every thread listed in /proc/self/task, or in tids[] when given
+ * (the threads of the call before, see gather_direct). */
+static int sweep_from(const pid_t *tids, uint32_t n)
 {
 	E.nnew = 0;
 	atomic_store(&procwide__shared.want, UINT32_MAX); /* no wake-ups while sending */
-	int e = procwide__taskdir_sweep(on_tid, NULL);
+	int e = 0;
+	if (tids)
+		for (uint32_t i = 0; i < n && !e; i++)
+			e = on_tid(tids[i], NULL);
+	else
+		e = procwide__taskdir_sweep(on_tid, NULL);
 	publish_want();
 	if (!e && E.nmarked) {
 		E.nmarked = 0;
 		e = seize_marked();
 	}
 	return e;
+}
+
+static int sweep(void)
+{
+	return sweep_from(NULL, 0);
 }
 
 /* Before sleeping on a futex, the caller spins briefly: a few threads
@@ -444,14 +475,16 @@ static int sweep(void)
  * changed. */
 #define PW_SPIN_NS 30000ull
 
-static bool spin_while(_Atomic uint32_t *word, uint32_t val)
+static bool spin_while(_Atomic uint32_t *word, uint32_t val, uint32_t outstanding)
 {
-	static int ncpu;
+	static uint32_t ncpu;
 	if (!ncpu) {
 		long n = sysconf(_SC_NPROCESSORS_ONLN);
-		ncpu = n > 0 ? (int)n : 1;
+		ncpu = n > 0 ? (uint32_t)n : 1;
 	}
-	if (ncpu < 2)
+	/* Spinning takes a CPU from the threads it waits for: only while
+	 * they are fewer than the other CPUs. */
+	if (ncpu < 2 || outstanding > 16 * ncpu)
 		return false;
 	uint64_t end = now_ns() + PW_SPIN_NS;
 	do {
@@ -497,7 +530,8 @@ static int wait_arrivals(uint64_t deadline, uint64_t stall_ns, bool may_retry)
 		uint32_t a = atomic_load(&procwide__shared.arrived);
 		if (a >= atomic_load(&procwide__shared.want) && E.nunsent == 0)
 			return 0;
-		if (spin_while(&procwide__shared.arrived, a))
+		if (spin_while(&procwide__shared.arrived, a,
+			       atomic_load(&procwide__shared.want) - a))
 			continue;
 		long r = wait_word(&procwide__shared.arrived, a, deadline, slice);
 		if (r == -ETIME)
@@ -525,7 +559,7 @@ static int wait_arrivals(uint64_t deadline, uint64_t stall_ns, bool may_retry)
 			goto next;
 		}
 		e = seize_laggards();
-		if (e == PW_STALLED && !may_retry)
+		if (e == PW_STALLED && !may_retry && !E.direct)
 			e = 0; /* ptrace failed: signals alone until the deadline */
 		if (e)
 			return e;
@@ -667,7 +701,7 @@ static int release(enum pw_phase ph, uint64_t deadline)
 			last_left = left;
 			deadline = now_ns() + patience;
 		}
-		if (spin_while(&procwide__shared.remaining, left))
+		if (spin_while(&procwide__shared.remaining, left, left))
 			continue;
 		long r = wait_word(&procwide__shared.remaining, left, deadline, slice);
 		if (r == -ETIME) {
@@ -845,6 +879,184 @@ static void kill_if_mismatch(const struct pw_request *req)
 					procwide__shared.caller_tid, procwide__shared.expected);
 }
 
+/* ---- the direct path ------------------------------------------------------------ */
+/*
+ * The parked gather keeps the promise "an error means nothing changed"; it
+ * costs every thread a second wake-up (park, then run).  In kill mode an
+ * error after others have run the call kills the process anyway, so when a
+ * thread that does not answer the signal can still be reached through
+ * ptrace, the call may run in the caller first and then in each thread as
+ * the signal reaches it (enum procwide_mode in procwide.h says when).
+ *
+ * Without parking, threads that have run the call go on making and ending
+ * threads, so "a sweep finds nothing new and the count agrees" proves
+ * nothing.  The proof here: read the kernel's count c, then check which
+ * known threads are alive (tgkill 0).  Every known thread has run the call
+ * by then, and one alive after c was read was alive when it was read; so if
+ * c equals the known live threads, no thread unknown to procwide was alive
+ * at that instant, and every thread made since descends from one that had
+ * run the call (credentials, seccomp filters, Landlock domains,
+ * no_new_privs, capabilities and the timer slack are inherited at clone).
+ * Otherwise sweep again.  Threads that keep ending faster than the proof can
+ * be made leave it unproven a few times over; then every thread is parked
+ * after all (a parked thread makes and ends no thread) and runs the call.
+ */
+#define PW_DIRECT_PROOFS 16
+#define PW_UNPROVEN (-4096 - 2)
+
+/* Set after each call: it succeeded with no thread reached through ptrace. */
+static bool direct_ok;
+
+/* The threads of the last call that succeeded.  The direct path signals
+ * them first, without reading /proc/self/task (which costs about a
+ * microsecond per thread); the proof then tells whether any other exists. */
+static struct {
+	pid_t *tids;
+	uint32_t n, cap;
+} known;
+
+/* After the call (nothing is held: allocating is safe). */
+static void remember_threads(void)
+{
+	known.n = 0;
+	if (E.nused > known.cap) {
+		pid_t *t = realloc(known.tids, E.nused * sizeof *t);
+		if (!t)
+			return; /* only an optimisation */
+		known.tids = t;
+		known.cap = E.nused;
+	}
+	for (uint32_t i = 0; i < E.nused; i++)
+		if (slot_state(i) != PW_S_GONE)
+			known.tids[known.n++] = slot_tid(i);
+}
+
+static bool direct_allowed(const struct pw_request *req)
+{
+	return direct_ok && req->kill_on_mismatch && req->may_inject && !req->inject_all &&
+	       !req->atomic && procwide__inject_possible();
+}
+
+/* Runs the call in the calling thread; false (res filled) if it failed. */
+static bool run_in_caller(const struct pw_request *req, struct pw_result *res)
+{
+	long r = pw_sys6(req->call.nr, req->call.args[0], req->call.args[1],
+			 req->call.args[2], req->call.args[3], req->call.args[4],
+			 req->call.args[5]);
+	procwide__shared.expected = r;
+	res->result = r;
+	if (!pw_is_err(r))
+		return true;
+	res->ret = (int)r;
+	res->outcome = PROCWIDE_OUTCOME_CALLER_FAILED;
+	snprintf(res->message, sizeof res->message,
+		 "the call failed in the calling thread (%s); nothing was changed",
+		 strerror((int)-r));
+	return false;
+}
+
+/* The threads stopped by the helper run the call at once and go. */
+static int run_seized_now(void)
+{
+	if (!E.nseized)
+		return 0;
+	if (procwide__inject_run_detach(procwide__shared.nr, procwide__shared.args, E.deadline,
+					on_injected, NULL) != 0)
+		procwide__die("procwide: the ptrace helper did not finish the call after other threads had run it; killing the process so that no thread runs half-changed\n");
+	E.nseized = 0;
+	return 0;
+}
+
+/* 0 when proven that every live thread has the change, 1 when not (yet). */
+static int prove_complete(void)
+{
+	long count = procwide__taskdir_count();
+	if (count < 0)
+		return (int)count;
+	long alive = 0;
+	for (uint32_t i = 0; i < E.nused; i++) {
+		enum pw_slot_state st = slot_state(i);
+		if (st == PW_S_CALLER)
+			alive++;
+		else if (st != PW_S_GONE && pw_tgkill(procwide__shared.pid, slot_tid(i), 0) == 0)
+			alive++;
+	}
+	return count == alive ? 0 : 1;
+}
+
+/* More slots than reserved: no thread is held (the helper's batches are
+ * run at once), so the caller may allocate; the tid index is rebuilt. */
+static int grow_direct(const struct pw_request *req, struct pw_result *res)
+{
+	int e = prepare(req, res, E.reserved * 2);
+	if (e)
+		return e;
+	memset(E.hash, 0, E.hcap * sizeof *E.hash);
+	for (uint32_t i = 0; i < E.nused; i++) {
+		uint32_t pos;
+		find_tid(slot_tid(i), &pos);
+		E.hash[pos] = i + 1;
+	}
+	return 0;
+}
+
+static int gather_direct(const struct pw_request *req, struct pw_result *res)
+{
+	for (unsigned proofs = 0;;) {
+		int e = proofs == 0 && known.n ? sweep_from(known.tids, known.n) : sweep();
+		if (e == -ENOSPC)
+			e = grow_direct(req, res);
+		if (!e)
+			e = wait_arrivals(E.deadline, PW_FIRST_STALL_NS, false);
+		if (e)
+			return e;
+		if ((e = prove_complete()) <= 0)
+			return e;
+		if (++proofs == PW_DIRECT_PROOFS)
+			return PW_UNPROVEN;
+	}
+}
+
+/* Threads end too fast for the proof: park every thread and run it again
+ * in each (the caller's result stands). */
+static int settle_parked(const struct pw_request *req)
+{
+	E.direct = false;
+	uint64_t deadline = now_ns() + (uint64_t)req->deadline_ms * 1000000u;
+	E.deadline = deadline;
+	start_attempt();
+	int e = gather(deadline, PW_FIRST_STALL_NS, false);
+	if (!e)
+		e = release(PW_GO, now_ns() + (uint64_t)req->deadline_ms * 1000000u);
+	return e;
+}
+
+static void run_direct(const struct pw_request *req, struct pw_result *res)
+{
+	start_attempt();
+	if (!run_in_caller(req, res))
+		return; /* no signal sent: nothing changed */
+	atomic_store_explicit(&procwide__shared.phase, PW_DIRECT, memory_order_release);
+	int e = gather_direct(req, res);
+	if (e == PW_UNPROVEN)
+		e = settle_parked(req);
+	if (e) {
+		char msg[400];
+		if (E.inject_error)
+			snprintf(msg, sizeof msg,
+				 "procwide: thread %d did not answer signal %d and ptrace failed (%s) after other threads had run the call; killing the process so that no thread runs half-changed\n",
+				 (int)E.inject_failed_tid, E.signo, E.why);
+		else
+			snprintf(msg, sizeof msg,
+				 "procwide: not every thread could be reached after other threads had run the call (%s); killing the process so that no thread runs half-changed\n",
+				 e == -ETIMEDOUT ? "no progress within the deadline" : strerror(-e));
+		procwide__die(msg);
+	}
+	if (procwide__inject_active())
+		procwide__inject_end();
+	finish(req, res);
+}
+
 /* ---- the call ------------------------------------------------------------------ */
 
 static bool broadcastable(long nr)
@@ -951,7 +1163,13 @@ void procwide__engine_run(const struct pw_request *req, struct pw_result *res)
 	E.inject_all = req->inject_all;
 	uint64_t stall = PW_FIRST_STALL_NS;
 	uint32_t room = 0;
-	for (;;) {
+	E.direct = direct_allowed(req);
+	res->mode = E.direct ? PROCWIDE_MODE_DIRECT : PROCWIDE_MODE_PARKED;
+	if (E.direct && (e = prepare(req, res, 0)) == 0) {
+		run_direct(req, res);
+		goto out;
+	}
+	for (; !E.direct;) {
 		e = prepare(req, res, room);
 		if (e)
 			break;
@@ -1001,19 +1219,9 @@ void procwide__engine_run(const struct pw_request *req, struct pw_result *res)
 	}
 
 	/* Every other thread is parked: run it here first. */
-	long r = pw_sys6(req->call.nr, req->call.args[0], req->call.args[1],
-			 req->call.args[2], req->call.args[3], req->call.args[4],
-			 req->call.args[5]);
-	procwide__shared.expected = r;
-	res->result = r;
-	if (pw_is_err(r)) {
+	if (!run_in_caller(req, res)) {
 		abort_all();
-		res->ret = (int)r;
-		res->outcome = PROCWIDE_OUTCOME_CALLER_FAILED;
 		build_report(req, res, false);
-		snprintf(res->message, sizeof res->message,
-			 "the call failed in the calling thread (%s); nothing was changed",
-			 strerror((int)-r));
 		goto out;
 	}
 	if (release(PW_GO, now_ns() + (uint64_t)req->deadline_ms * 1000000u) != 0) {
@@ -1025,6 +1233,25 @@ void procwide__engine_run(const struct pw_request *req, struct pw_result *res)
 			 req->deadline_ms);
 		procwide__die(msg);
 	}
+	finish(req, res);
+out:
+	if (!E.inject_all)
+		remember_blocking();
+	/* The direct path is for a process whose last call went through with
+	 * signals alone (see enum procwide_mode). */
+	direct_ok = res->outcome == PROCWIDE_OUTCOME_OK && !E.inject_all && blocking.n == 0;
+	if (direct_ok)
+		remember_threads();
+	pw_rt_sigprocmask(SIG_SETMASK, &old_mask, NULL);
+	procwide__unlock();
+	pthread_setcancelstate(cancel_state, NULL);
+	res->elapsed_ns = now_ns() - t0;
+}
+
+/* The report of a call that ran everywhere. */
+static void finish(const struct pw_request *req, struct pw_result *res)
+{
+	long r = procwide__shared.expected;
 	kill_if_mismatch(req);
 	build_report(req, res, false);
 	if (res->nmismatch) {
@@ -1036,12 +1263,6 @@ void procwide__engine_run(const struct pw_request *req, struct pw_result *res)
 	} else {
 		res->outcome = PROCWIDE_OUTCOME_OK;
 	}
-out:
-	remember_blocking();
-	pw_rt_sigprocmask(SIG_SETMASK, &old_mask, NULL);
-	procwide__unlock();
-	pthread_setcancelstate(cancel_state, NULL);
-	res->elapsed_ns = now_ns() - t0;
 }
 
 /* Keeps one ptrace helper across the calls of a sequence (see

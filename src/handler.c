@@ -95,6 +95,23 @@ void procwide__handler(int sig, siginfo_t *si, void *uc)
 					    pw_word(gen, PW_S_ARRIVED)))
 		return;
 
+	/* The direct path (the caller has already run the call and set the
+	 * phase before sending any signal): run it now and go back to the
+	 * application; "arrived" then counts threads that are done. */
+	uint64_t arrived = pw_word(gen, PW_S_ARRIVED);
+	if (atomic_load_explicit(&s->phase, memory_order_acquire) == PW_DIRECT) {
+		long r = pw_sys6(s->nr, s->args[0], s->args[1], s->args[2],
+				 s->args[3], s->args[4], s->args[5]);
+		slot->result = r;
+		if (!atomic_compare_exchange_strong(&slot->word, &arrived, pw_word(gen, PW_S_DONE)))
+			return;
+		if (r != s->expected) /* the direct path is taken only in kill mode */
+			procwide__die_mismatch(pw_gettid(), r, s->caller_tid, s->expected);
+		if (atomic_fetch_add(&s->arrived, 1) + 1 >= atomic_load(&s->want))
+			pw_futex_wake(&s->arrived, 1);
+		return;
+	}
+
 	/* Arrived: from here until the caller releases us this thread runs
 	 * nothing else, so it cannot create a thread that would escape. */
 	uint32_t n = atomic_fetch_add(&s->arrived, 1) + 1;
@@ -117,7 +134,6 @@ void procwide__handler(int sig, siginfo_t *si, void *uc)
 	if (atomic_load_explicit(&slot->word, memory_order_acquire) != pw_word(gen, PW_S_ARRIVED))
 		return;
 
-	uint64_t arrived = pw_word(gen, PW_S_ARRIVED);
 	if (ph == PW_GO) {
 		long r = pw_sys6(s->nr, s->args[0], s->args[1], s->args[2],
 				 s->args[3], s->args[4], s->args[5]);

@@ -130,6 +130,23 @@ static void kill_helper(void)
 	inj.yama_ptracer_set = 0;
 }
 
+int procwide__inject_possible(void)
+{
+	forget_if_forked();
+	if (inj.helper > 0)
+		return 1; /* a session helper, started with the rights it needs */
+	int cap = -1;
+	if (yama_scope == 3 || (yama_scope == 2 && !(cap = has_cap(PW_CAP_SYS_PTRACE))))
+		return 0;
+	/* The helper inherits the caller's seccomp filters, which may forbid
+	 * ptrace: no way to tell without trying. */
+	if (prctl(PR_GET_SECCOMP, 0, 0, 0, 0) != 0)
+		return 0;
+	if (prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) == 1)
+		return 1;
+	return cap < 0 ? has_cap(PW_CAP_SYS_PTRACE) : cap;
+}
+
 int procwide__inject_begin(uint32_t cap, uint64_t deadline, char *why, size_t whysz)
 {
 	(void)deadline;
@@ -295,6 +312,21 @@ int procwide__inject_run_all(long nr, const long args[6], uint64_t deadline,
 			return 0;
 		fn(r.idx, r.result, r.err, ctx);
 	}
+}
+
+int procwide__inject_run_detach(long nr, const long args[6], uint64_t deadline,
+				void (*fn)(uint32_t idx, long result, int err, void *ctx), void *ctx)
+{
+	int e = procwide__inject_run_all(nr, args, deadline, fn, ctx);
+	struct pw_inject_req q = {.op = PW_INJ_DETACH, .pid = pw_getpid()};
+	struct pw_inject_rep r;
+	if (!e)
+		e = send_req(&q);
+	if (!e)
+		e = recv_rep(&r, deadline);
+	if (e)
+		kill_helper(); /* a dying tracer detaches every thread it holds */
+	return e;
 }
 
 void procwide__inject_end(void)

@@ -62,7 +62,16 @@ PW_HIDDEN int procwide__inject_recv_seize(uint32_t *idx, uint64_t deadline, char
 PW_HIDDEN int procwide__inject_run_all(long nr, const long args[6], uint64_t deadline,
 				       void (*fn)(uint32_t idx, long result, int err, void *ctx),
 				       void *ctx);
+/* The same, then lets every thread it ran go and keeps the helper for more
+ * (the direct path runs the call in each batch of stopped threads at once). */
+PW_HIDDEN int procwide__inject_run_detach(long nr, const long args[6], uint64_t deadline,
+					  void (*fn)(uint32_t idx, long result, int err, void *ctx),
+					  void *ctx);
 PW_HIDDEN void procwide__inject_end(void);
+/* 1 if nothing known forbids the helper to trace this process: Yama's
+ * scope, a seccomp filter (which the helper would inherit), a non-dumpable
+ * process without CAP_SYS_PTRACE.  A cheap check, not a promise. */
+PW_HIDDEN int procwide__inject_possible(void);
 /* Keep one helper across calls (procwide_apply_policy: a helper forked
  * before the ids change keeps the privileges to trace the process after
  * it has become non-dumpable).  Best effort; always ended with _end. */

@@ -50,6 +50,7 @@ struct pw_result {
 	size_t nmismatch, nunreachable;
 	uint64_t elapsed_ns;
 	char message[256];
+	int mode;		/* enum procwide_mode */
 };
 
 struct pw_request {
@@ -60,6 +61,7 @@ struct pw_request {
 	bool want_threads;
 	bool may_inject;  /* reach threads that do not answer through ptrace */
 	bool inject_all;  /* reach every thread through ptrace, no signal */
+	bool atomic;      /* never the direct path (PROCWIDE_ATOMIC) */
 };
 
 PW_HIDDEN void procwide__engine_run(const struct pw_request *req, struct pw_result *res);

@@ -1,0 +1,245 @@
+/* The direct path (enum procwide_mode): when procwide takes it, that the
+ * call still reaches every thread, and what happens when a thread cannot be
+ * reached after others have run the call (the process is killed). */
+#include "harness.h"
+#include "procwide.h"
+
+#include <errno.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/ptrace.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define CAP_SYS_PTRACE 19
+
+static char name[16];
+
+/* Sets every thread's name with procwide_run (kill policy unless opts says
+ * otherwise); returns the report's mode, checks that every thread ran it. */
+static int set_names(const char *to, const struct procwide_opts *opts, int want_ret)
+{
+	snprintf(name, sizeof name, "%s", to);
+	struct procwide_call call = {.nr = SYS_prctl, .args = {PR_SET_NAME, (long)name}};
+	struct procwide_report rep = {.size = sizeof rep};
+	PW_EQ_LONG(procwide_run(&call, opts, &rep), want_ret);
+	int mode = rep.mode;
+	procwide_report_release(&rep);
+	if (want_ret)
+		return mode;
+	pid_t tids[64];
+	size_t n = pw_list_tids(tids, 64);
+	for (size_t i = 0; i < n; i++) {
+		char got[32];
+		if (pw_task_comm(tids[i], got, sizeof got))
+			PW_CHECK(strcmp(got, to) == 0, "thread %d is named %s, not %s", tids[i], got, to);
+	}
+	return mode;
+}
+
+static void first_call_parked_then_direct(void)
+{
+	struct pw_idle *idle = pw_idle_start(4);
+	PW_EQ_LONG(set_names("pw-one", NULL, 0), PROCWIDE_MODE_PARKED);
+	PW_EQ_LONG(set_names("pw-two", NULL, 0), PROCWIDE_MODE_DIRECT);
+	PW_EQ_LONG(set_names("pw-three", NULL, 0), PROCWIDE_MODE_DIRECT);
+	/* procwide_syscall takes the same path. */
+	PW_EQ_LONG(procwide_syscall(SYS_prctl, PR_SET_NAME, (long)"pw-four", 0, 0, 0, 0), 0);
+	pw_idle_stop(idle);
+}
+
+static void flags_and_report_policy_keep_it_parked(void)
+{
+	struct pw_idle *idle = pw_idle_start(3);
+	PW_EQ_LONG(set_names("pw-a", NULL, 0), PROCWIDE_MODE_PARKED);
+	struct procwide_opts o = {.size = sizeof o, .flags = PROCWIDE_ATOMIC};
+	PW_EQ_LONG(set_names("pw-b", &o, 0), PROCWIDE_MODE_PARKED);
+	o = (struct procwide_opts){.size = sizeof o, .mismatch = PROCWIDE_MISMATCH_REPORT};
+	PW_EQ_LONG(set_names("pw-c", &o, 0), PROCWIDE_MODE_PARKED);
+	o = (struct procwide_opts){.size = sizeof o, .flags = PROCWIDE_NO_PTRACE};
+	PW_EQ_LONG(set_names("pw-d", &o, 0), PROCWIDE_MODE_PARKED);
+	PW_EQ_LONG(set_names("pw-e", NULL, 0), PROCWIDE_MODE_DIRECT);
+	/* After a call through ptrace alone, which threads block the signal is
+	 * unknown: the next call is parked again. */
+	o = (struct procwide_opts){.size = sizeof o, .flags = PROCWIDE_PTRACE_ALL};
+	PW_EQ_LONG(set_names("pw-f", &o, 0), PROCWIDE_MODE_PARKED);
+	PW_EQ_LONG(set_names("pw-g", NULL, 0), PROCWIDE_MODE_PARKED);
+	PW_EQ_LONG(set_names("pw-h", NULL, 0), PROCWIDE_MODE_DIRECT);
+	pw_idle_stop(idle);
+}
+
+static void caller_failure_changes_nothing(void)
+{
+	struct pw_idle *idle = pw_idle_start(3);
+	PW_EQ_LONG(set_names("pw-before", NULL, 0), PROCWIDE_MODE_PARKED);
+	/* The next call would be direct: it fails in the caller (a bad
+	 * pointer), before any other thread is signalled. */
+	struct procwide_call call = {.nr = SYS_prctl, .args = {PR_SET_NAME, 8}};
+	struct procwide_report rep = {.size = sizeof rep};
+	PW_EQ_LONG(procwide_run(&call, NULL, &rep), -EFAULT);
+	PW_EQ_LONG(rep.mode, PROCWIDE_MODE_DIRECT);
+	PW_EQ_LONG(rep.outcome, PROCWIDE_OUTCOME_CALLER_FAILED);
+	procwide_report_release(&rep);
+	pid_t tids[16];
+	size_t n = pw_list_tids(tids, 16);
+	PW_EQ_LONG(n, 4);
+	for (size_t i = 0; i < n; i++) {
+		char got[32];
+		PW_CHECK(pw_task_comm(tids[i], got, sizeof got) && strcmp(got, "pw-before") == 0,
+			 "thread %d changed to %s", tids[i], got);
+	}
+	/* A failed call is not a success: the next one is parked. */
+	PW_EQ_LONG(set_names("pw-after", NULL, 0), PROCWIDE_MODE_PARKED);
+	pw_idle_stop(idle);
+}
+
+/* A thread that blocks every signal, started after a call went through
+ * with signals alone. */
+static atomic_int blocked_tid;
+
+static void *blocked_main(void *arg)
+{
+	(void)arg;
+	uint64_t all = ~0ULL;
+	syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, NULL, 8);
+	atomic_store(&blocked_tid, pw_gettid());
+	for (;;)
+		pause();
+	return NULL;
+}
+
+static pid_t start_blocked(void)
+{
+	pthread_t t;
+	PW_CHECK(pthread_create(&t, NULL, blocked_main, NULL) == 0, "create");
+	while (!atomic_load(&blocked_tid))
+		usleep(1000);
+	return atomic_load(&blocked_tid);
+}
+
+static void new_blocking_thread_reached_through_ptrace(void)
+{
+	struct pw_idle *idle = pw_idle_start(2);
+	PW_EQ_LONG(set_names("pw-one", NULL, 0), PROCWIDE_MODE_PARKED);
+	pid_t blocked = start_blocked();
+	snprintf(name, sizeof name, "pw-two");
+	struct procwide_call call = {.nr = SYS_prctl, .args = {PR_SET_NAME, (long)name}};
+	struct procwide_report rep = {.size = sizeof rep};
+	PW_EQ_LONG(procwide_run(&call, NULL, &rep), 0);
+	PW_EQ_LONG(rep.mode, PROCWIDE_MODE_DIRECT);
+	bool seen = false;
+	for (size_t i = 0; i < rep.nthreads; i++) {
+		if (rep.threads[i].tid != blocked)
+			continue;
+		seen = true;
+		PW_EQ_LONG(rep.threads[i].status, PROCWIDE_THREAD_OK);
+		PW_EQ_LONG(rep.threads[i].path, PROCWIDE_PATH_PTRACE);
+	}
+	PW_CHECK(seen, "the blocked thread %d is not in the report", blocked);
+	procwide_report_release(&rep);
+	char got[32];
+	PW_CHECK(pw_task_comm(blocked, got, sizeof got) && strcmp(got, "pw-two") == 0,
+		 "blocked thread named %s", got);
+	/* Known now to block the signal: the next call is parked. */
+	PW_EQ_LONG(set_names("pw-three", NULL, 0), PROCWIDE_MODE_PARKED);
+	pw_idle_stop(idle);
+}
+
+/* The child: a direct call whose blocked thread a "debugger" holds. */
+static void unreachable_child(int errfd)
+{
+	dup2(errfd, 2);
+	struct pw_idle *idle = pw_idle_start(2);
+	if (procwide_syscall(SYS_prctl, PR_SET_NAME, (long)"pw-one", 0, 0, 0, 0) != 0)
+		_exit(10);
+	pid_t victim = start_blocked();
+	int go[2];
+	if (pipe(go) != 0)
+		_exit(11);
+	pid_t dbg = fork();
+	if (dbg == 0) {
+		/* Ends with the process it holds, and keeps no end of the
+		 * parent's pipe open. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+		close(2);
+		close(errfd);
+		if (ptrace(PTRACE_SEIZE, victim, 0, 0) != 0)
+			_exit(3);
+		if (write(go[1], "x", 1) != 1)
+			_exit(4);
+		for (;;)
+			pause();
+	}
+	char c;
+	if (dbg < 0 || read(go[0], &c, 1) != 1)
+		_exit(12);
+	procwide_syscall(SYS_prctl, PR_SET_NAME, (long)"pw-two", 0, 0, 0, 0);
+	pw_idle_stop(idle);
+	_exit(13); /* not reached: the call kills the process */
+}
+
+static void unreachable_after_others_ran_kills(void)
+{
+	int p[2];
+	PW_CHECK(pipe(p) == 0, "pipe");
+	pid_t child = fork();
+	PW_CHECK(child >= 0, "fork");
+	if (child == 0) {
+		close(p[0]);
+		unreachable_child(p[1]);
+	}
+	close(p[1]);
+	char buf[1024];
+	size_t got = 0;
+	ssize_t k;
+	while (got < sizeof buf - 1 && (k = read(p[0], buf + got, sizeof buf - 1 - got)) > 0)
+		got += (size_t)k;
+	buf[got] = '\0';
+	int st;
+	PW_CHECK(waitpid(child, &st, 0) == child, "waitpid");
+	pw_diag("%s", buf);
+	PW_CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "child status %#x", st);
+	PW_CHECK(strstr(buf, "ptrace failed") && strstr(buf, "after other threads had run the call"),
+		 "diagnostic: %s", buf);
+}
+
+static void seccomp_filter_or_non_dumpable_keep_it_parked(void)
+{
+	struct pw_idle *idle = pw_idle_start(2);
+	PW_EQ_LONG(set_names("pw-one", NULL, 0), PROCWIDE_MODE_PARKED);
+	PW_EQ_LONG(set_names("pw-two", NULL, 0), PROCWIDE_MODE_DIRECT);
+	/* Not dumpable: the ptrace helper needs CAP_SYS_PTRACE. */
+	PW_CHECK(prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == 0, "dumpable");
+	PW_EQ_LONG(set_names("pw-three", NULL, 0),
+		   pw_have_cap(CAP_SYS_PTRACE) ? PROCWIDE_MODE_DIRECT : PROCWIDE_MODE_PARKED);
+	PW_CHECK(prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) == 0, "dumpable");
+	PW_EQ_LONG(set_names("pw-four", NULL, 0), PROCWIDE_MODE_DIRECT);
+	/* A seccomp filter in the caller (which the helper would inherit),
+	 * even one that allows everything. */
+	struct sock_filter allow = BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+	struct sock_fprog prog = {.len = 1, .filter = &allow};
+	PW_CHECK(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0, "nnp");
+	PW_CHECK(syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) == 0, "seccomp");
+	PW_EQ_LONG(set_names("pw-five", NULL, 0), PROCWIDE_MODE_PARKED);
+	pw_idle_stop(idle);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct pw_case cases[] = {
+		PW_CASE(first_call_parked_then_direct),
+		PW_CASE(flags_and_report_policy_keep_it_parked),
+		PW_CASE(caller_failure_changes_nothing),
+		PW_CASE(new_blocking_thread_reached_through_ptrace),
+		PW_CASE_T(unreachable_after_others_ran_kills, 30),
+		PW_CASE(seccomp_filter_or_non_dumpable_keep_it_parked),
+	};
+	return pw_main(argc, argv, cases, sizeof cases / sizeof cases[0]);
+}
