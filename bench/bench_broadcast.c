@@ -72,6 +72,7 @@ static struct {
 	unsigned busy_reps;
 	size_t stack_kib;
 	unsigned deadline_ms;	/* 0: procwide_syscall(); else procwide_run() */
+	bool atomic;		/* -A: procwide_run() with PROCWIDE_ATOMIC */
 	unsigned warmup;
 	bool memory;
 	bool busy_only;		/* -X: internal, the busy row in a fresh process */
@@ -89,7 +90,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: bench_broadcast [-n N,N,...] [-r REPS] [-b BUSY] [-B REPS] [-s KIB]\n"
-		"                       [-d MS] [-w WARMUP] [-M]\n"
+		"                       [-d MS] [-A] [-w WARMUP] [-M]\n"
 		"  -n LIST   idle worker counts (default 1,10,100,1000,10000)\n"
 		"  -r REPS   rounds per idle N (default: 400, 400, 200, 50, 9 by size)\n"
 		"  -b BUSY   spinning workers for the busy row (default 1000; 0: none)\n"
@@ -97,6 +98,8 @@ static void usage(FILE *f)
 		"  -s KIB    worker stack size (default 64)\n"
 		"  -d MS     time procwide_run() with this deadline instead of\n"
 		"            procwide_syscall() (whose deadline is %u ms)\n"
+		"  -A        time procwide_run() with PROCWIDE_ATOMIC: the parked path\n"
+		"            (procwide_syscall() takes the direct path after its first call)\n"
 		"  -w N      untimed calls of each method before the rounds (default 2)\n"
 		"  -M        skip the memory measurement\n",
 		PROCWIDE_DEFAULT_DEADLINE_MS);
@@ -124,7 +127,7 @@ static int cmp_size(const void *a, const void *b)
 static void parse_args(int argc, char **argv)
 {
 	int c;
-	while ((c = getopt(argc, argv, "n:r:b:B:s:d:w:MXh")) != -1) {
+	while ((c = getopt(argc, argv, "n:r:b:B:s:d:w:AMXh")) != -1) {
 		switch (c) {
 		case 'n': {
 			char *list = strdup(optarg), *save = NULL;
@@ -147,6 +150,7 @@ static void parse_args(int argc, char **argv)
 		case 'B': opt.busy_reps = (unsigned)parse_num(optarg, "busy repetitions"); break;
 		case 's': opt.stack_kib = parse_num(optarg, "stack size"); break;
 		case 'd': opt.deadline_ms = (unsigned)parse_num(optarg, "deadline"); break;
+		case 'A': opt.atomic = true; break;
 		case 'w': opt.warmup = (unsigned)parse_num(optarg, "warm-up count"); break;
 		case 'M': opt.memory = false; break;
 		case 'X': opt.busy_only = true; break;
@@ -485,9 +489,10 @@ static long call_method(int m, int *err, char *msg, size_t msgsz)
 		r = psx_syscall3(SYS_setresuid, -1, -1, -1);
 		break;
 	default:
-		if (opt.deadline_ms) {
+		if (opt.deadline_ms || opt.atomic) {
 			struct procwide_call call = {SYS_setresuid, {-1, -1, -1, 0, 0, 0}};
-			struct procwide_opts o = {.size = sizeof o, .deadline_ms = opt.deadline_ms};
+			struct procwide_opts o = {.size = sizeof o, .deadline_ms = opt.deadline_ms,
+						  .flags = opt.atomic ? PROCWIDE_ATOMIC : 0};
 			int rc = procwide_run(&call, &o, NULL);
 			if (rc < 0)
 				errno = -rc;
@@ -749,10 +754,11 @@ int main(int argc, char **argv)
 	       (int)getuid(), (int)geteuid(), opt.stack_kib,
 	       nproc_l.rlim_cur == RLIM_INFINITY ? -1LL : (long long)nproc_l.rlim_cur,
 	       sigp_l.rlim_cur == RLIM_INFINITY ? -1LL : (long long)sigp_l.rlim_cur);
-	printf("procwide: %s; rounds rotate the order of the methods; %u warm-up calls each\n",
+	printf("procwide: %s%s; rounds rotate the order of the methods; %u warm-up calls each\n",
 	       opt.deadline_ms ? "procwide_run() with deadline_ms set by -d" :
-				 "procwide_syscall() (default deadline)",
-	       opt.warmup);
+	       opt.atomic	 ? "procwide_run()" :
+				   "procwide_syscall() (default deadline)",
+	       opt.atomic ? " with PROCWIDE_ATOMIC (the parked path)" : "", opt.warmup);
 	if (opt.deadline_ms)
 		printf("          deadline %u ms\n", opt.deadline_ms);
 	printf("\n");
@@ -793,7 +799,7 @@ int main(int argc, char **argv)
 		snprintf(a_d, sizeof a_d, "%u", opt.deadline_ms);
 		snprintf(a_w, sizeof a_w, "%u", opt.warmup ? 1u : 0u);
 		char *args[] = {argv[0], "-X", "-b", a_b, "-B", a_bb, "-s", a_s,
-				"-d", a_d, "-w", a_w, NULL};
+				"-d", a_d, "-w", a_w, opt.atomic ? "-A" : NULL, NULL};
 		pid_t pid = fork();
 		if (pid < 0) {
 			perror("bench_broadcast: fork");

@@ -6,7 +6,9 @@
  * capabilities and securebits per thread.  procwide runs one system call in
  * every thread of the calling process, with no thread left behind, and fails
  * closed: it never reports success unless every thread ran the call with the
- * caller's result, and it returns an error only while no thread has changed.
+ * caller's result, it returns an error only while no thread has changed, and
+ * once threads have changed it kills the process rather than leave it half
+ * changed.
  *
  * Error convention: procwide_syscall() follows syscall(2) (-1 and errno);
  * every other function returns 0 (or a documented non-negative value) on
@@ -38,18 +40,22 @@ extern "C" {
 /*
  * Run syscall `nr` in every thread of the process, the calling thread first.
  *
- * Every other thread is first brought to a stop inside procwide (so that none
- * can create a thread that escapes); then the call runs in the caller.  If it
- * fails there, the others are released untouched and -1 is returned with
- * errno set to the caller's error.  Otherwise it runs in every other thread
- * and the caller's result is returned.  If any thread's result differs from
- * the caller's, one line naming the thread and both results is written to
- * stderr and the whole process is killed with SIGKILL.
+ * On the parked path (see enum procwide_mode), every other thread is first
+ * brought to a stop inside procwide (so that none can create a thread that
+ * escapes); then the call runs in the caller.  If it fails there, the others
+ * are released untouched and -1 is returned with errno set to the caller's
+ * error.  Otherwise it runs in every other thread and the caller's result is
+ * returned.  On the direct path the caller runs it first (failing there, no
+ * other thread is touched), then every other thread as the signal reaches
+ * it.  If any thread's result differs from the caller's, one line naming the
+ * thread and both results is written to stderr and the whole process is
+ * killed with SIGKILL.
  *
  * A thread that does not answer procwide's signal (it blocks it, as
  * runtimes' timer threads do) is reached through a short-lived ptrace helper
  * process instead (see PROCWIDE_NO_PTRACE).  If a thread can be reached in
- * neither way, nothing has changed in any thread and -1 is returned with
+ * neither way (parked path; the direct path kills the process, as for a
+ * differing result), nothing has changed in any thread and -1 is returned with
  * errno EPERM (ptrace is not allowed: a non-dumpable process without
  * CAP_SYS_PTRACE, a debugger already tracing the thread, a seccomp filter,
  * Yama) or ETIMEDOUT (no answer within PROCWIDE_DEFAULT_DEADLINE_MS);
