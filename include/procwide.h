@@ -122,7 +122,7 @@ struct procwide_opts {
 #define PROCWIDE_ATOMIC (1u << 2)     /* never take the direct path (see
 					 enum procwide_mode): a thread found
 					 unreachable always means an error
-					 with nothing changed, never a kill */
+					 with nothing changed */
 
 /*
  * How the call went, in struct procwide_report.mode.
@@ -134,22 +134,30 @@ struct procwide_opts {
  *
  * DIRECT: the call runs in the caller, then in each thread as soon as
  * procwide's signal (or the ptrace helper) reaches it: one wake-up per
- * thread, about 1.5 times faster.  A thread found unreachable after others
- * have run the call kills the process (diagnostic on stderr), as a
- * differing result does: the process never runs half-changed.  A thread
- * created during the call by one that had already run it inherits the
- * change and may run the call a second time (the security calls give the
- * same result when repeated; Landlock then stacks the same layer twice).
+ * thread.  A thread found unreachable after the caller has run the call
+ * (ptrace refused, or no progress for deadline_ms) kills the process
+ * (diagnostic on stderr), as a differing result does: the process never
+ * runs half-changed.  A thread created during the call by one that had
+ * already run it inherits the change and may run the call a second time;
+ * if threads end faster than completeness can be proven, every thread is
+ * parked and runs it again (the mode stays DIRECT).
  *
  * procwide takes the direct path only when all of these hold: the mismatch
  * policy is PROCWIDE_MISMATCH_KILL (procwide_syscall()); ptrace is allowed
  * (no PROCWIDE_NO_PTRACE, PROCWIDE_PTRACE_ALL or PROCWIDE_ATOMIC) and
  * nothing procwide can check cheaply forbids it (Yama scope 3, or 2 without
  * CAP_SYS_PTRACE; a seccomp filter in the caller; a non-dumpable process
- * without CAP_SYS_PTRACE); and the previous call in this process succeeded
- * with no thread reached through ptrace.  So the first call of a process is
- * always parked, as is every call of a process whose threads block the
- * signal (they are known from the call before).
+ * without CAP_SYS_PTRACE); the call, once run in the caller, cannot stop it
+ * from reaching the others and gives the same result when repeated: never
+ * seccomp, landlock_restrict_self, set*id, setgroups, capset, unshare,
+ * setns, personality, nor prctl other than PR_SET_NO_NEW_PRIVS,
+ * PR_SET_TIMERSLACK, PR_SET_NAME, PR_CAPBSET_DROP and PR_CAP_AMBIENT, but a
+ * setresuid or setresgid that leaves the caller's ids as they are may; and
+ * the previous call in this process succeeded with no thread reached
+ * through ptrace (a forked child inherits that record).  So the first call
+ * of a process is parked, as is every call of a process whose threads block
+ * the signal, and every call that changes ids, capabilities, seccomp
+ * filters or Landlock domains.
  */
 enum procwide_mode {
 	PROCWIDE_MODE_PARKED = 0,
@@ -265,7 +273,10 @@ PROCWIDE_API const char *procwide_last_error(void);
  *   the caller's own -errno  the change failed in the calling thread, or the
  *                  kernel refused it: nothing changed anywhere
  *   -ETIMEDOUT, -EDEADLK, -EAGAIN, -ENOENT, -ENOMEM  from the engine
- *                  (procwide_run()): nothing changed
+ *                  (procwide_run()): nothing changed (no_new_privs and the
+ *                  bounding and ambient sets may take the direct path, see
+ *                  enum procwide_mode: a thread found unreachable there
+ *                  kills the process instead)
  *   -ESRCH         seccomp only: a thread has a filter of its own that is not
  *                  an ancestor of the caller's (report->tid names it when the
  *                  kernel says which); nothing changed

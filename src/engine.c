@@ -33,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -482,8 +483,8 @@ static bool spin_while(_Atomic uint32_t *word, uint32_t val, uint32_t outstandin
 		long n = sysconf(_SC_NPROCESSORS_ONLN);
 		ncpu = n > 0 ? (uint32_t)n : 1;
 	}
-	/* Spinning takes a CPU from the threads it waits for: only while
-	 * they are fewer than the other CPUs. */
+	/* Spinning takes a CPU from the threads it waits for: only while a
+	 * few are left per CPU (the last ones answer within microseconds). */
 	if (ncpu < 2 || outstanding > 16 * ncpu)
 		return false;
 	uint64_t end = now_ns() + PW_SPIN_NS;
@@ -848,12 +849,10 @@ static void build_report(const struct pw_request *req, struct pw_result *res,
 /* Reserves room for the threads the kernel counts now, with margin for
  * those created during the call, and the report's thread list, before any
  * thread is parked. */
-static int prepare(const struct pw_request *req, struct pw_result *res, uint32_t at_least)
+static int prepare_for(const struct pw_request *req, struct pw_result *res, uint32_t count,
+		       uint32_t at_least)
 {
-	long count = procwide__taskdir_count();
-	if (count < 0)
-		return (int)count;
-	uint32_t n = (uint32_t)count + (uint32_t)count / 2 + 64;
+	uint32_t n = count + count / 2 + 64;
 	if (n < at_least)
 		n = at_least;
 	int e = reserve(n);
@@ -864,6 +863,14 @@ static int prepare(const struct pw_request *req, struct pw_result *res, uint32_t
 		return -ENOMEM;
 	res->threads = t;
 	return 0;
+}
+
+static int prepare(const struct pw_request *req, struct pw_result *res, uint32_t at_least)
+{
+	long count = procwide__taskdir_count();
+	if (count < 0)
+		return (int)count;
+	return prepare_for(req, res, (uint32_t)count, at_least);
 }
 
 /* In kill mode the differing thread kills the process from the handler;
@@ -934,7 +941,7 @@ static void remember_threads(void)
 static bool direct_allowed(const struct pw_request *req)
 {
 	return direct_ok && req->kill_on_mismatch && req->may_inject && !req->inject_all &&
-	       !req->atomic && procwide__inject_possible();
+	       !req->atomic && procwide__direct_safe(&req->call) && procwide__inject_possible();
 }
 
 /* Runs the call in the calling thread; false (res filled) if it failed. */
@@ -973,6 +980,17 @@ static int prove_complete(void)
 	long count = procwide__taskdir_count();
 	if (count < 0)
 		return (int)count;
+	/* A thread being reaped leaves the count (sig->nr_threads--, in
+	 * __exit_signal) a moment before tgkill stops finding it
+	 * (__unhash_process), both under tasklist_lock held for writing by
+	 * release_task.  A wait takes that lock for reading (__do_wait), so
+	 * once it returns, every release that had begun when the count was
+	 * read has ended, and such a thread is no longer counted alive below.
+	 * The wait names the caller itself, never a child: it reaps nothing
+	 * and returns ECHILD at once. */
+	siginfo_t si;
+	pw_sys6(SYS_waitid, P_PID, procwide__shared.caller_tid, (long)&si,
+		WEXITED | WNOHANG | __WALL, 0, 0);
 	long alive = 0;
 	for (uint32_t i = 0; i < E.nused; i++) {
 		enum pw_slot_state st = slot_state(i);
@@ -1019,16 +1037,27 @@ static int gather_direct(const struct pw_request *req, struct pw_result *res)
 
 /* Threads end too fast for the proof: park every thread and run it again
  * in each (the caller's result stands). */
-static int settle_parked(const struct pw_request *req)
+static int settle_parked(const struct pw_request *req, struct pw_result *res)
 {
 	E.direct = false;
 	uint64_t deadline = now_ns() + (uint64_t)req->deadline_ms * 1000000u;
 	E.deadline = deadline;
-	start_attempt();
-	int e = gather(deadline, PW_FIRST_STALL_NS, false);
-	if (!e)
-		e = release(PW_GO, now_ns() + (uint64_t)req->deadline_ms * 1000000u);
-	return e;
+	uint32_t room = 0;
+	for (;;) {
+		start_attempt();
+		int e = gather(deadline, PW_FIRST_STALL_NS, false);
+		if (e == -ENOSPC) {
+			/* Threads multiplied during the gather; nothing ran in
+			 * this attempt, so it may be given up and grown. */
+			abort_all();
+			room = E.reserved * 2;
+			if ((e = prepare(req, res, room)) == 0)
+				continue;
+		}
+		if (!e)
+			e = release(PW_GO, now_ns() + (uint64_t)req->deadline_ms * 1000000u);
+		return e;
+	}
 }
 
 static void run_direct(const struct pw_request *req, struct pw_result *res)
@@ -1039,16 +1068,16 @@ static void run_direct(const struct pw_request *req, struct pw_result *res)
 	atomic_store_explicit(&procwide__shared.phase, PW_DIRECT, memory_order_release);
 	int e = gather_direct(req, res);
 	if (e == PW_UNPROVEN)
-		e = settle_parked(req);
+		e = settle_parked(req, res);
 	if (e) {
 		char msg[400];
 		if (E.inject_error)
 			snprintf(msg, sizeof msg,
-				 "procwide: thread %d did not answer signal %d and ptrace failed (%s) after other threads had run the call; killing the process so that no thread runs half-changed\n",
+				 "procwide: thread %d did not answer signal %d and ptrace failed (%s) after the calling thread had run the call; killing the process so that no thread runs half-changed\n",
 				 (int)E.inject_failed_tid, E.signo, E.why);
 		else
 			snprintf(msg, sizeof msg,
-				 "procwide: not every thread could be reached after other threads had run the call (%s); killing the process so that no thread runs half-changed\n",
+				 "procwide: not every thread could be reached after the calling thread had run the call (%s); killing the process so that no thread runs half-changed\n",
 				 e == -ETIMEDOUT ? "no progress within the deadline" : strerror(-e));
 		procwide__die(msg);
 	}
@@ -1165,7 +1194,9 @@ void procwide__engine_run(const struct pw_request *req, struct pw_result *res)
 	uint32_t room = 0;
 	E.direct = direct_allowed(req);
 	res->mode = E.direct ? PROCWIDE_MODE_DIRECT : PROCWIDE_MODE_PARKED;
-	if (E.direct && (e = prepare(req, res, 0)) == 0) {
+	/* The direct path sizes its tables from the last call's threads (a
+	 * count read costs a system call; more threads grow the tables). */
+	if (E.direct && (e = prepare_for(req, res, known.n, 0)) == 0) {
 		run_direct(req, res);
 		goto out;
 	}

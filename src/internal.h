@@ -65,6 +65,12 @@ struct pw_request {
 };
 
 PW_HIDDEN void procwide__engine_run(const struct pw_request *req, struct pw_result *res);
+
+/* ---- direct_calls.c -------------------------------------------------------- */
+/* True if the call may take the direct path: once run in the caller, it
+ * cannot stop the caller from reaching the other threads, and repeating it
+ * in a thread gives the same result. */
+PW_HIDDEN bool procwide__direct_safe(const struct procwide_call *call);
 /* Keep one ptrace helper across the calls that follow (true), or end it. */
 PW_HIDDEN void procwide__session(bool on);
 

@@ -5,8 +5,6 @@
 #include "procwide.h"
 
 #include <errno.h>
-#include <linux/filter.h>
-#include <linux/seccomp.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -226,8 +224,49 @@ static void unreachable_after_others_ran_kills(void)
 	PW_CHECK(waitpid(child, &st, 0) == child, "waitpid");
 	pw_diag("%s", buf);
 	PW_CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "child status %#x", st);
-	PW_CHECK(strstr(buf, "ptrace failed") && strstr(buf, "after other threads had run the call"),
+	PW_CHECK(strstr(buf, "ptrace failed") && strstr(buf, "after the calling thread had run the call"),
 		 "diagnostic: %s", buf);
+}
+
+/* Runs a call that changes nothing observable here; returns its mode. */
+static int mode_of(long nr, long a0, long a1, long a2)
+{
+	struct procwide_call call = {.nr = nr, .args = {a0, a1, a2}};
+	struct procwide_report rep = {.size = sizeof rep};
+	PW_EQ_LONG(procwide_run(&call, NULL, &rep), 0);
+	last_used_ptrace = false;
+	for (size_t i = 0; i < rep.nthreads; i++)
+		last_used_ptrace |= rep.threads[i].path == PROCWIDE_PATH_PTRACE;
+	procwide_report_release(&rep);
+	return rep.mode;
+}
+
+static void calls_that_could_stop_the_caller_stay_parked(void)
+{
+	struct pw_idle *idle = pw_idle_start(3);
+	PW_EQ_LONG(set_names("pw-one", NULL, 0), PROCWIDE_MODE_PARKED);
+	/* Ids left as they are: direct. */
+	uid_t r, e, sv;
+	PW_CHECK(getresuid(&r, &e, &sv) == 0, "getresuid");
+	int want = next_mode();
+	PW_EQ_LONG(mode_of(SYS_setresuid, -1, -1, -1), want);
+	want = next_mode();
+	PW_EQ_LONG(mode_of(SYS_setresuid, (long)r, (long)e, -1), want);
+	/* A prctl option outside the short list of harmless ones (this one
+	 * changes nothing: the process is dumpable already), and setresgid to
+	 * other ids would be parked; the first is enough to show the rule. */
+	PW_EQ_LONG(mode_of(SYS_prctl, PR_SET_DUMPABLE, 1, 0), PROCWIDE_MODE_PARKED);
+	want = next_mode();
+	PW_EQ_LONG(mode_of(SYS_prctl, PR_SET_TIMERSLACK, 50000, 0), want);
+	/* setgroups is never direct, whatever it sets. */
+	gid_t groups[64];
+	int ng = getgroups(64, groups);
+	PW_CHECK(ng >= 0, "getgroups");
+	if (ng == 0 || getuid() != 0)
+		PW_EQ_LONG(mode_of(SYS_getpid, 0, 0, 0), next_mode()); /* harmless: direct */
+	else
+		PW_EQ_LONG(mode_of(SYS_setgroups, ng, (long)groups, 0), PROCWIDE_MODE_PARKED);
+	pw_idle_stop(idle);
 }
 
 static void seccomp_filter_or_non_dumpable_keep_it_parked(void)
@@ -243,10 +282,18 @@ static void seccomp_filter_or_non_dumpable_keep_it_parked(void)
 	PW_EQ_LONG(set_names("pw-four", NULL, 0), next_mode());
 	/* A seccomp filter in the caller (which the helper would inherit),
 	 * even one that allows everything. */
-	struct sock_filter allow = BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
-	struct sock_fprog prog = {.len = 1, .filter = &allow};
+	/* Spelled out: musl's headers have no <linux/filter.h>. */
+	struct {
+		uint16_t code;
+		uint8_t jt, jf;
+		uint32_t k;
+	} allow = {0x06 /* BPF_RET | BPF_K */, 0, 0, 0x7fff0000u /* SECCOMP_RET_ALLOW */};
+	struct {
+		unsigned short len;
+		void *filter;
+	} prog = {1, &allow};
 	PW_CHECK(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0, "nnp");
-	PW_CHECK(syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) == 0, "seccomp");
+	PW_CHECK(syscall(SYS_seccomp, 1 /* SECCOMP_SET_MODE_FILTER */, 0, &prog) == 0, "seccomp");
 	PW_EQ_LONG(set_names("pw-five", NULL, 0), PROCWIDE_MODE_PARKED);
 	pw_idle_stop(idle);
 }
@@ -259,6 +306,7 @@ int main(int argc, char **argv)
 		PW_CASE(caller_failure_changes_nothing),
 		PW_CASE(new_blocking_thread_reached_through_ptrace),
 		PW_CASE_T(unreachable_after_others_ran_kills, 30),
+		PW_CASE(calls_that_could_stop_the_caller_stay_parked),
 		PW_CASE(seccomp_filter_or_non_dumpable_keep_it_parked),
 	};
 	return pw_main(argc, argv, cases, sizeof cases / sizeof cases[0]);
