@@ -40,6 +40,19 @@ static struct {
 	int session; /* kept between calls until the session ends */
 } inj = {-1, 0, 0, 0, 0, 0};
 
+/* Replies received and not yet taken (the helper sends them in batches). */
+static struct {
+	struct pw_inject_rep r[PW_INJECT_BATCH];
+	uint32_t n, next;
+} in;
+
+/* Seize requests not yet sent: they go to the helper together, in one
+ * message, when the window is full or an answer is awaited. */
+static struct {
+	struct pw_inject_req q[PW_INJECT_BATCH];
+	uint32_t n;
+} outq;
+
 /* A forked child inherits the parent's helper state: forget it (the
  * socket is a copy; the helper is the parent's, never to be touched). */
 static void forget_if_forked(void)
@@ -50,6 +63,8 @@ static void forget_if_forked(void)
 		inj.helper = 0;
 		inj.yama_ptracer_set = 0;
 		inj.session = 0;
+		in.n = in.next = 0;
+		outq.n = 0;
 	}
 }
 
@@ -128,6 +143,8 @@ static void kill_helper(void)
 	inj.sock = -1;
 	inj.helper = 0;
 	inj.yama_ptracer_set = 0;
+	in.n = in.next = 0;
+	outq.n = 0;
 }
 
 int procwide__inject_possible(void)
@@ -216,15 +233,32 @@ int procwide__inject_begin(uint32_t cap, uint64_t deadline, char *why, size_t wh
 	return 0;
 }
 
+static int send_msg(const struct pw_inject_req *q, uint32_t n)
+{
+	ssize_t len = (ssize_t)(n * sizeof *q);
+	return send(inj.sock, q, (size_t)len, MSG_NOSIGNAL) == len ? 0 : -EPIPE;
+}
+
+static int flush_seizes(void)
+{
+	uint32_t n = outq.n;
+	outq.n = 0;
+	return n ? send_msg(outq.q, n) : 0;
+}
+
 static int send_req(const struct pw_inject_req *q)
 {
-	ssize_t n = send(inj.sock, q, sizeof *q, MSG_NOSIGNAL);
-	return n == (ssize_t)sizeof *q ? 0 : -EPIPE;
+	int e = flush_seizes();
+	return e ? e : send_msg(q, 1);
 }
 
 /* One reply, or -ETIMEDOUT / -EPIPE (the helper died). */
 static int recv_rep(struct pw_inject_rep *r, uint64_t deadline)
 {
+	if (in.next < in.n) {
+		*r = in.r[in.next++];
+		return 0;
+	}
 	for (;;) {
 		uint64_t t = now_ns();
 		uint64_t left_ms = t >= deadline ? 0 : (deadline - t + 999999) / 1000000;
@@ -238,10 +272,15 @@ static int recv_rep(struct pw_inject_rep *r, uint64_t deadline)
 				return -ETIMEDOUT;
 			continue; /* a long deadline is waited for in slices */
 		}
-		ssize_t n = recv(inj.sock, r, sizeof *r, 0);
+		ssize_t n = recv(inj.sock, in.r, sizeof in.r, 0);
 		if (n < 0 && errno == EINTR)
 			continue;
-		return n == (ssize_t)sizeof *r ? 0 : -EPIPE;
+		if (n <= 0 || n % (ssize_t)sizeof in.r[0])
+			return -EPIPE;
+		in.n = (uint32_t)(n / (ssize_t)sizeof in.r[0]);
+		in.next = 1;
+		*r = in.r[0];
+		return 0;
 	}
 }
 
@@ -259,8 +298,9 @@ static const char *stage_name(int stage)
 
 int procwide__inject_send_seize(uint32_t idx, pid_t tid)
 {
-	struct pw_inject_req q = {.op = PW_INJ_SEIZE, .idx = idx, .tid = tid, .pid = pw_getpid()};
-	int e = send_req(&q);
+	outq.q[outq.n++] =
+		(struct pw_inject_req){.op = PW_INJ_SEIZE, .idx = idx, .tid = tid, .pid = pw_getpid()};
+	int e = outq.n == PW_INJECT_BATCH ? flush_seizes() : 0;
 	if (e)
 		kill_helper();
 	return e;
@@ -269,7 +309,9 @@ int procwide__inject_send_seize(uint32_t idx, pid_t tid)
 int procwide__inject_recv_seize(uint32_t *idx, uint64_t deadline, char *why, size_t whysz)
 {
 	struct pw_inject_rep r;
-	int e = recv_rep(&r, deadline);
+	int e = flush_seizes();
+	if (!e)
+		e = recv_rep(&r, deadline);
 	if (e) {
 		kill_helper();
 		snprintf(why, whysz, "the ptrace helper %s",

@@ -25,6 +25,9 @@ struct pw_inject_req {
 	long args[6];
 };
 
+/* Replies per message, at most. */
+#define PW_INJECT_BATCH 64u
+
 struct pw_inject_rep {
 	int32_t err;	 /* 0 or -errno */
 	uint32_t idx;

@@ -49,11 +49,24 @@ static void die_now(void)
 		pw_sys3(SYS_exit_group, 1, 0, 0);
 }
 
+/* Replies are sent in batches of up to PW_INJECT_BATCH per message: one
+ * wake-up of the caller per batch, not per thread. */
+static struct pw_inject_rep out[PW_INJECT_BATCH];
+static uint32_t nout;
+
+static void flush(int sock)
+{
+	long len = (long)(nout * sizeof out[0]);
+	if (nout && pw_write(sock, out, (size_t)len) != len)
+		die_now(); /* the caller is gone or confused: stop here */
+	nout = 0;
+}
+
 static void reply_tid(int sock, int err, uint32_t idx, long result, int last, int stage, pid_t tid)
 {
-	struct pw_inject_rep r = {err, idx, result, last, stage, tid};
-	if (pw_write(sock, &r, sizeof r) != (long)sizeof r)
-		die_now(); /* the caller is gone or confused: stop here */
+	out[nout++] = (struct pw_inject_rep){err, idx, result, last, stage, tid};
+	if (nout == PW_INJECT_BATCH || last)
+		flush(sock);
 }
 
 static void reply(int sock, int err, uint32_t idx, long result, int last, int stage)
@@ -176,6 +189,8 @@ static void run_all(int sock, struct held *t, uint32_t cap, long nr, const long 
 		 * the thread resumes exactly where it was. */
 		if (!t[i].err && pw_is_err(ptrace4(PW_PTRACE_SETREGS, t[i].tid, 0, (long)&t[i].resume)))
 			t[i].err = -EIO;
+		if (!t[i].err)
+			t[i].have_regs = 0; /* put back already: detach needs not */
 		if (t[i].masked &&
 		    !pw_is_err(ptrace4(PW_PTRACE_SETSIGMASK, t[i].tid, 8, (long)&t[i].mask)))
 			t[i].masked = 0;
@@ -237,30 +252,24 @@ void procwide__inject_helper_main(int sock, pid_t parent, uint32_t cap)
 	struct held *t = (struct held *)m;
 
 	for (;;) {
-		struct pw_inject_req q;
-		long n = pw_sys3(SYS_read, sock, (long)&q, sizeof q);
+		/* A message holds one request, or up to PW_INJECT_BATCH seize
+		 * requests: ask for all their stops, then collect them, so that
+		 * the threads stop together. */
+		struct pw_inject_req batch[PW_INJECT_BATCH];
+		long n = pw_sys3(SYS_read, sock, (long)batch, sizeof batch);
 		if (n == -EINTR)
 			continue;
-		if (n != (long)sizeof q) { /* EOF: the call is over */
+		if (n <= 0 || n % (long)sizeof batch[0]) { /* EOF: the call is over */
 			release_all(t, cap);
 			die_now();
 		}
+		uint32_t nb = (uint32_t)(n / (long)sizeof batch[0]);
+		struct pw_inject_req q = batch[0];
+		for (uint32_t k = 1; k < nb; k++)
+			if (batch[k].op != PW_INJ_SEIZE || q.op != PW_INJ_SEIZE)
+				die_now();
 		if (q.op == PW_INJ_SEIZE) {
-			/* Take every request already waiting, ask for all the
-			 * stops, then collect them: the threads stop together. */
-			struct pw_inject_req batch[64];
-			uint32_t nb = 0;
-			batch[nb++] = q;
-			while (nb < 64) {
-				n = pw_sys6(SYS_recvfrom, sock, (long)&batch[nb], sizeof batch[nb],
-					    0x40 /* MSG_DONTWAIT */, 0, 0);
-				if (n != (long)sizeof q)
-					break;
-				if (batch[nb].op != PW_INJ_SEIZE)
-					die_now();
-				nb++;
-			}
-			int err[64], stage[64];
+			int err[PW_INJECT_BATCH], stage[PW_INJECT_BATCH];
 			for (uint32_t k = 0; k < nb; k++) {
 				if (batch[k].idx >= cap || batch[k].pid != parent)
 					die_now();
@@ -274,9 +283,10 @@ void procwide__inject_helper_main(int sock, pid_t parent, uint32_t cap)
 					err[k] = seize_finish(h, parent, &stage[k]);
 				if (err[k] && h->seized)
 					detach(h);
-				reply_tid(sock, err[k], batch[k].idx, 0, 1, err[k] ? stage[k] : PW_STAGE_NONE,
+				reply_tid(sock, err[k], batch[k].idx, 0, 0, err[k] ? stage[k] : PW_STAGE_NONE,
 					  h->tid);
 			}
+			flush(sock);
 		} else if (q.op == PW_INJ_RUN_ALL) {
 			run_all(sock, t, cap, q.nr, q.args);
 		} else if (q.op == PW_INJ_DETACH) {
