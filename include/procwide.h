@@ -178,6 +178,11 @@ enum procwide_thread_status {
 	PROCWIDE_THREAD_NO_ANSWER = 7,	 /* unreachable: did not answer */
 	PROCWIDE_THREAD_QUEUE_FULL = 8,	 /* unreachable: the signal could not
 					    be queued (RLIMIT_SIGPENDING) */
+	PROCWIDE_THREAD_KERNEL_WORKER = 10, /* an io_uring worker (iou-wrk-*,
+					    iou-sqp-*): a thread of the process
+					    that never runs user code, so it
+					    runs no call and needs none; found
+					    through ptrace, left as it was */
 	PROCWIDE_THREAD_NO_PTRACE = 9,	 /* unreachable: no answer to the signal,
 					    and ptrace failed (see message) */
 };

@@ -46,6 +46,7 @@ enum pw_slot_state {
 	PW_S_INJ_DONE = 12,  /* ran the call through ptrace; result valid */
 	PW_S_NOPTRACE = 13,  /* ptrace could not reach it */
 	PW_S_SEIZING = 14,   /* asked of the helper, no answer yet */
+	PW_S_KWORKER = 15,   /* an io_uring worker: runs no user code */
 };
 
 static inline uint64_t pw_word(uint32_t gen, enum pw_slot_state st)

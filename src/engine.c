@@ -53,6 +53,7 @@ static struct {
 	uint32_t nzombie;
 	uint32_t nnew;	   /* threads found by the current sweep */
 	uint32_t nseized;  /* threads stopped by the ptrace helper */
+	uint32_t nkworker; /* io_uring workers found by the helper */
 	uint32_t nmarked;  /* marked for the helper by the current sweep */
 	uid_t uid;
 	int signo;
@@ -236,6 +237,11 @@ static void seize_result(uint32_t idx, int e)
 	}
 	if (e == -ESRCH) {
 		slot_set(idx, PW_S_GONE);
+	} else if (e == PW_INJ_KERNEL_WORKER) {
+		/* It never runs user code, so it has nothing to change and
+		 * cannot escape: left alone, counted as present. */
+		slot_set(idx, PW_S_KWORKER);
+		E.nkworker++;
 	} else if (e) {
 		slot_set(idx, PW_S_NOPTRACE);
 		if (!E.inject_error) {
@@ -330,7 +336,8 @@ static void remember_blocking(void)
 	uint32_t n = 0;
 	for (uint32_t i = 0; i < E.nused; i++) {
 		enum pw_slot_state st = slot_state(i);
-		if (st != PW_S_INJ_DONE && st != PW_S_SEIZED)
+		/* io_uring workers too: the helper tells them at once. */
+		if (st != PW_S_INJ_DONE && st != PW_S_SEIZED && st != PW_S_KWORKER)
 			continue;
 		if (n == blocking.cap) {
 			uint32_t cap = blocking.cap ? blocking.cap * 2 : 16;
@@ -590,7 +597,7 @@ static int gather(uint64_t deadline, uint64_t stall_ns, bool may_retry)
 		if (count < 0)
 			return (int)count;
 		long present = (long)atomic_load(&procwide__shared.arrived) + 1 + E.nzombie +
-			       E.nseized;
+			       E.nseized + E.nkworker;
 		if (count == present) {
 			/* And a sweep that finds no one new: the count alone
 			 * could hide a thread behind one counted here that has
@@ -618,7 +625,7 @@ static void start_attempt(void)
 {
 	if (++E.gen == 0)
 		E.gen = 1;
-	E.nused = E.nsent = E.nunsent = E.nzombie = E.nseized = E.nmarked = 0;
+	E.nused = E.nsent = E.nunsent = E.nzombie = E.nseized = E.nmarked = E.nkworker = 0;
 	memset(E.hash, 0, E.hcap * sizeof *E.hash);
 	atomic_store(&procwide__shared.arrived, 0);
 	atomic_store(&procwide__shared.remaining, 0);
@@ -768,6 +775,8 @@ static int thread_status(uint32_t idx, bool aborted_by_deadline, long *result, i
 		return PROCWIDE_THREAD_EXITED;
 	case PW_S_ZOMBIE:
 		return PROCWIDE_THREAD_ZOMBIE;
+	case PW_S_KWORKER:
+		return PROCWIDE_THREAD_KERNEL_WORKER;
 	case PW_S_UNSENT:
 		return PROCWIDE_THREAD_QUEUE_FULL;
 	case PW_S_NOPTRACE:

@@ -320,7 +320,7 @@ int procwide__inject_recv_seize(uint32_t *idx, uint64_t deadline, char *why, siz
 		return e;
 	}
 	*idx = r.idx;
-	if (r.err == 0 || r.err == -ESRCH)
+	if (r.err == 0 || r.err == -ESRCH || r.err == PW_INJ_KERNEL_WORKER)
 		return r.err;
 	char tracer[32] = "";
 	if (r.err == -EPERM && r.stage == PW_STAGE_SEIZE) {

@@ -25,6 +25,10 @@ struct pw_inject_req {
 	long args[6];
 };
 
+/* A seize answer (and the value procwide__inject_recv_seize returns) for
+ * an io_uring worker: a thread that runs no user code, left alone. */
+#define PW_INJ_KERNEL_WORKER 1
+
 /* Replies per message, at most. */
 #define PW_INJECT_BATCH 64u
 

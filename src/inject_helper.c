@@ -142,6 +142,8 @@ static int seize_finish(struct held *h, pid_t pid, int *stage)
 	r = ptrace4(PW_PTRACE_GETREGS, h->tid, 0, (long)&h->saved);
 	if (pw_is_err(r))
 		return (int)r;
+	if (pw_arch_is_kernel_worker(&h->saved))
+		return PW_INJ_KERNEL_WORKER; /* detached as it was */
 	h->resume = pw_arch_resume_regs(&h->saved);
 	h->have_regs = 1;
 	return 0;

@@ -69,6 +69,16 @@ static inline void pw_arch_prepare_call(struct pw_regs *r, long nr, const long a
 	r->r9 = (unsigned long)args[5];
 }
 
+/* An io_uring worker (iou-wrk-*, iou-sqp-*) is a thread of the process
+ * that never returns to user space: the kernel makes it with its user
+ * instruction and stack pointers set to 0 (copy_thread, "a user space
+ * thread, but it doesn't return to ret_after_fork()"), and a system call
+ * set up in its registers would never run.  aarch64: pc and sp are 0. */
+static inline int pw_arch_is_kernel_worker(const struct pw_regs *r)
+{
+	return r->rip == 0 && r->rsp == 0;
+}
+
 static inline long pw_arch_result(const struct pw_regs *r)
 {
 	return (long)r->rax;
