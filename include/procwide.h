@@ -147,17 +147,19 @@ struct procwide_opts {
  * (no PROCWIDE_NO_PTRACE, PROCWIDE_PTRACE_ALL or PROCWIDE_ATOMIC) and
  * nothing procwide can check cheaply forbids it (Yama scope 3, or 2 without
  * CAP_SYS_PTRACE; a seccomp filter in the caller; a non-dumpable process
- * without CAP_SYS_PTRACE); the call, once run in the caller, cannot stop it
- * from reaching the others and gives the same result when repeated: never
- * seccomp, landlock_restrict_self, set*id, setgroups, capset, unshare,
- * setns, personality, nor prctl other than PR_SET_NO_NEW_PRIVS,
- * PR_SET_TIMERSLACK, PR_SET_NAME, PR_CAPBSET_DROP and PR_CAP_AMBIENT, but a
- * setresuid or setresgid that leaves the caller's ids as they are may; and
- * the previous call in this process succeeded with no thread reached
- * through ptrace (a forked child inherits that record).  So the first call
- * of a process is parked, as is every call of a process whose threads block
- * the signal, and every call that changes ids, capabilities, seccomp
- * filters or Landlock domains.
+ * without CAP_SYS_PTRACE); the call is on a short list of calls that, once
+ * run in the caller, cannot stop it from reaching the others (signals,
+ * /proc, the ptrace helper) and give the same result when repeated:
+ * prctl PR_SET_NO_NEW_PRIVS, PR_SET_TIMERSLACK, PR_SET_NAME,
+ * PR_CAPBSET_DROP, PR_CAP_AMBIENT, and a setresuid or setresgid that changes
+ * no id of the caller (each argument -1 or the current id, the filesystem id
+ * equal to the effective one); and the previous call in this process
+ * succeeded with no thread reached through ptrace (a forked child inherits
+ * that record).  So the first call of a process is parked, as is every call
+ * of a process whose threads block the signal, every call that changes ids,
+ * capabilities, seccomp filters or Landlock domains, and every other call
+ * not on the list.  A direct call that takes longer than a thread id could
+ * take to be reused is settled by parking too.
  */
 enum procwide_mode {
 	PROCWIDE_MODE_PARKED = 0,

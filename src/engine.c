@@ -998,8 +998,9 @@ static int prove_complete(void)
 	 * The wait names the caller itself, never a child: it reaps nothing
 	 * and returns ECHILD at once. */
 	siginfo_t si;
-	pw_sys6(SYS_waitid, P_PID, procwide__shared.caller_tid, (long)&si,
-		WEXITED | WNOHANG | __WALL, 0, 0);
+	if (pw_sys6(SYS_waitid, P_PID, procwide__shared.caller_tid, (long)&si,
+		    WEXITED | WNOHANG | __WALL, 0, 0) != -ECHILD)
+		return 1; /* not the wait meant: no proof */
 	long alive = 0;
 	for (uint32_t i = 0; i < E.nused; i++) {
 		enum pw_slot_state st = slot_state(i);
@@ -1027,8 +1028,27 @@ static int grow_direct(const struct pw_request *req, struct pw_result *res)
 	return 0;
 }
 
+/* How long the direct path may take before a thread id could have been
+ * given to a new thread after its owner ended: the pid allocator must go
+ * round all of pid_max first, and no CPU makes a thread or process in less
+ * than a microsecond.  A known thread that ended, its id reused by a thread
+ * made by one that had not run the call, would pass for the one that ran
+ * it; a call that takes longer is settled by parking instead. */
+static uint64_t tid_reuse_window_ns(void)
+{
+	static uint64_t window;
+	if (!window) {
+		long cpus = sysconf(_SC_NPROCESSORS_CONF);
+		window = (uint64_t)(procwide__pid_max() - 300) * 1000u / (uint64_t)(cpus > 0 ? cpus : 1);
+		if (!window)
+			window = 1;
+	}
+	return window;
+}
+
 static int gather_direct(const struct pw_request *req, struct pw_result *res)
 {
+	uint64_t start = now_ns();
 	for (unsigned proofs = 0;;) {
 		int e = proofs == 0 && known.n ? sweep_from(known.tids, known.n) : sweep();
 		if (e == -ENOSPC)
@@ -1037,8 +1057,12 @@ static int gather_direct(const struct pw_request *req, struct pw_result *res)
 			e = wait_arrivals(E.deadline, PW_FIRST_STALL_NS, false);
 		if (e)
 			return e;
-		if ((e = prove_complete()) <= 0)
+		if ((e = prove_complete()) < 0)
 			return e;
+		if (now_ns() - start >= tid_reuse_window_ns())
+			return PW_UNPROVEN;
+		if (e == 0)
+			return 0;
 		if (++proofs == PW_DIRECT_PROOFS)
 			return PW_UNPROVEN;
 	}
@@ -1060,7 +1084,8 @@ static int settle_parked(const struct pw_request *req, struct pw_result *res)
 			 * this attempt, so it may be given up and grown. */
 			abort_all();
 			room = E.reserved * 2;
-			if ((e = prepare(req, res, room)) == 0)
+			e = now_ns() < deadline ? prepare(req, res, room) : -ETIMEDOUT;
+			if (!e)
 				continue;
 		}
 		if (!e)

@@ -81,9 +81,35 @@ static int open_taskdir(pid_t pid)
 	return 0;
 }
 
+/* The kernel's pid_max when the library was loaded (the smallest value it
+ * allows, 301, if it could not be read: the most cautious answer). */
+static long pid_max = 301;
+
+static void read_pid_max(void)
+{
+	int fd = open("/proc/sys/kernel/pid_max", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	char buf[24];
+	ssize_t n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n <= 0)
+		return;
+	buf[n] = '\0';
+	long v = strtol(buf, NULL, 10);
+	if (v > pid_max)
+		pid_max = v;
+}
+
+long procwide__pid_max(void)
+{
+	return pid_max;
+}
+
 __attribute__((constructor)) static void pw_threads_init(void)
 {
 	open_taskdir(getpid());
+	read_pid_max();
 }
 
 int procwide__taskdir_ensure(pid_t pid)
