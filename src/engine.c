@@ -60,6 +60,10 @@ static struct {
 	bool may_inject;   /* the ptrace helper may be used */
 	bool inject_all;   /* ... for every thread, no signal at all */
 	bool direct;	   /* this call takes the direct path */
+	uint64_t patience; /* direct path: a wait without progress, ns */
+	long last_pid;	   /* direct path: ns_last_pid at the last sample */
+	uint64_t last_pid_at;
+	bool pid_wrapped;  /* ... the pid allocator may have gone round */
 	uint64_t deadline;
 	pid_t inject_failed_tid; /* the thread ptrace could not reach */
 	int inject_error;  /* and the error, kept for the whole call */
@@ -262,6 +266,9 @@ static void seize_result(uint32_t idx, int e)
 #define PW_SEIZE_WINDOW 64u
 
 static int run_seized_now(void);
+static bool any_runnable(enum pw_slot_state st);
+static void sample_last_pid(void);
+static uint64_t tid_reuse_window_ns(void);
 
 static int seize_marked(void)
 {
@@ -357,6 +364,11 @@ static void remember_blocking(void)
 static int on_tid(pid_t tid, void *ctx)
 {
 	(void)ctx;
+	/* Signalling thousands of threads takes longer than the pid
+	 * allocator may need to go round: sample it on the way. */
+	static unsigned tick;
+	if (E.direct && (++tick & 15) == 0 && now_ns() - E.last_pid_at > tid_reuse_window_ns() / 4)
+		sample_last_pid();
 	uint32_t pos, idx = find_tid(tid, &pos);
 	if (idx != UINT32_MAX) {
 		if (slot_state(idx) != PW_S_GONE)
@@ -542,8 +554,18 @@ static int wait_arrivals(uint64_t deadline, uint64_t stall_ns, bool may_retry)
 			       atomic_load(&procwide__shared.want) - a))
 			continue;
 		long r = wait_word(&procwide__shared.arrived, a, deadline, slice);
-		if (r == -ETIME)
-			return -ETIMEDOUT;
+		if (E.direct)
+			sample_last_pid();
+		if (r == -ETIME) {
+			/* The direct path cannot go back: it waits as long as a
+			 * thread it waits for is only waiting for a CPU (threads
+			 * spinning on every core), as the parked path's release
+			 * does. */
+			if (!E.direct || !any_runnable(PW_S_SENT))
+				return -ETIMEDOUT;
+			deadline = E.deadline = now_ns() + E.patience;
+			continue;
+		}
 		if (r == 0)
 			continue;
 		uint32_t now_arrived = atomic_load(&procwide__shared.arrived);
@@ -551,6 +573,8 @@ static int wait_arrivals(uint64_t deadline, uint64_t stall_ns, bool may_retry)
 			/* Progress: threads are answering, only slowly. */
 			seen = now_arrived;
 			last_progress = now_ns();
+			if (E.direct)
+				deadline = E.deadline = last_progress + E.patience;
 			continue;
 		}
 		int e = check_laggards();
@@ -575,6 +599,10 @@ static int wait_arrivals(uint64_t deadline, uint64_t stall_ns, bool may_retry)
 	next:
 		if (slice < 64000000)
 			slice *= 2;
+		/* Samples of the pid allocator, on the direct path, closer
+		 * together than it could go round. */
+		if (E.direct && slice > tid_reuse_window_ns() / 2)
+			slice = tid_reuse_window_ns() / 2 + 1;
 	}
 }
 
@@ -1028,12 +1056,13 @@ static int grow_direct(const struct pw_request *req, struct pw_result *res)
 	return 0;
 }
 
-/* How long the direct path may take before a thread id could have been
- * given to a new thread after its owner ended: the pid allocator must go
- * round all of pid_max first, and no CPU makes a thread or process in less
- * than a microsecond.  A known thread that ended, its id reused by a thread
- * made by one that had not run the call, would pass for the one that ran
- * it; a call that takes longer is settled by parking instead. */
+/* A known thread that ended, its id reused by a thread made by one that
+ * had not run the call, would pass for the one that ran it.  An id comes
+ * back only once the pid allocator has gone round (pid_max), which shows as
+ * ns_last_pid going down -- unless it went all the way round between two
+ * samples, which takes pid_max allocations, and no CPU makes a thread or
+ * process in less than a microsecond.  So the direct path samples it at
+ * least this often, and settles by parking when it may have gone round. */
 static uint64_t tid_reuse_window_ns(void)
 {
 	static uint64_t window;
@@ -1046,9 +1075,24 @@ static uint64_t tid_reuse_window_ns(void)
 	return window;
 }
 
+/* Notes whether the pid allocator may have gone round since the last
+ * sample: its last pid went down, or the samples are too far apart to
+ * tell, or it cannot be read. */
+static void sample_last_pid(void)
+{
+	uint64_t t = now_ns();
+	long cur = procwide__last_pid();
+	if (cur < 0 || cur < E.last_pid || t - E.last_pid_at >= tid_reuse_window_ns())
+		E.pid_wrapped = true;
+	E.last_pid = cur;
+	E.last_pid_at = t;
+}
+
 static int gather_direct(const struct pw_request *req, struct pw_result *res)
 {
-	uint64_t start = now_ns();
+	E.last_pid = procwide__last_pid();
+	E.last_pid_at = now_ns();
+	E.pid_wrapped = E.last_pid < 0;
 	for (unsigned proofs = 0;;) {
 		int e = proofs == 0 && known.n ? sweep_from(known.tids, known.n) : sweep();
 		if (e == -ENOSPC)
@@ -1059,7 +1103,8 @@ static int gather_direct(const struct pw_request *req, struct pw_result *res)
 			return e;
 		if ((e = prove_complete()) < 0)
 			return e;
-		if (now_ns() - start >= tid_reuse_window_ns())
+		sample_last_pid();
+		if (E.pid_wrapped)
 			return PW_UNPROVEN;
 		if (e == 0)
 			return 0;
@@ -1220,6 +1265,7 @@ void procwide__engine_run(const struct pw_request *req, struct pw_result *res)
 
 	uint64_t deadline = t0 + (uint64_t)req->deadline_ms * 1000000u;
 	E.deadline = deadline;
+	E.patience = (uint64_t)req->deadline_ms * 1000000u;
 	E.may_inject = req->may_inject;
 	E.inject_failed_tid = 0;
 	E.inject_error = 0;

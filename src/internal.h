@@ -27,6 +27,8 @@ PW_HIDDEN int procwide__taskdir_sweep(int (*fn)(pid_t tid, void *ctx), void *ctx
 PW_HIDDEN long procwide__taskdir_count(void);
 /* /proc/sys/kernel/pid_max as read at load time (301 if unknown). */
 PW_HIDDEN long procwide__pid_max(void);
+/* The last pid the kernel allocated in this pid namespace, -1 if unknown. */
+PW_HIDDEN long procwide__last_pid(void);
 /* The state letter of a thread ('R', 'S', 'Z', ...), 0 if unknown. */
 PW_HIDDEN char procwide__task_state(pid_t tid);
 /* 1 if the thread blocks sig now, 0 if not, -1 if unknown. */

@@ -106,10 +106,28 @@ long procwide__pid_max(void)
 	return pid_max;
 }
 
+/* /proc/sys/kernel/ns_last_pid, opened at load time like the task
+ * directory (a sandbox may forbid opening it later; a forked child shares
+ * the open file, which shows the same pid namespace). */
+static int last_pid_fd = -1;
+
+long procwide__last_pid(void)
+{
+	char buf[24];
+	if (last_pid_fd < 0)
+		return -1;
+	ssize_t n = pread(last_pid_fd, buf, sizeof buf - 1, 0);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	return strtol(buf, NULL, 10);
+}
+
 __attribute__((constructor)) static void pw_threads_init(void)
 {
 	open_taskdir(getpid());
 	read_pid_max();
+	last_pid_fd = open("/proc/sys/kernel/ns_last_pid", O_RDONLY | O_CLOEXEC);
 }
 
 int procwide__taskdir_ensure(pid_t pid)
