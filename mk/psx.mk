@@ -17,17 +17,19 @@ all: $(BUILD)/libpsx.so.2
 
 PSX_SONAME := libpsx.so.2
 
-$(BUILD)/psx/psx.o: psx/psx.c psx/psx_abi.h include/procwide.h
+$(BUILD)/psx/%.o: psx/%.c psx/psx_abi.h include/procwide.h
 	@mkdir -p $(dir $@)
 	$(CC) $(LIB_CFLAGS) $(SANFLAGS) -Ipsx -c $< -o $@
+
+PSX_OBJ := $(BUILD)/psx/psx.o $(BUILD)/psx/libcap_bind.o
 
 # The engine comes from the static archive (built -fPIC), so this library
 # needs nothing but the C library at run time and does not depend on
 # libprocwide.so.0; the version script keeps its procwide_* hidden.
-$(BUILD)/$(PSX_SONAME): $(BUILD)/psx/psx.o $(BUILD)/libprocwide.a psx/psx.map
+$(BUILD)/$(PSX_SONAME): $(PSX_OBJ) $(BUILD)/libprocwide.a psx/psx.map
 	$(CC) -shared -Wl,-soname,$(PSX_SONAME) -Wl,--version-script=psx/psx.map \
 		-Wl,-z,defs -Wl,-z,now -Wl,-z,relro $(SANFLAGS) -o $@ \
-		$(BUILD)/psx/psx.o $(BUILD)/libprocwide.a $(LDLIBS_EXTRA)
+		$(PSX_OBJ) $(BUILD)/libprocwide.a $(LDLIBS_EXTRA)
 
 # ---- tests -------------------------------------------------------------------
 # The tests are ordinary libpsx programs, built against the installed

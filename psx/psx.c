@@ -132,8 +132,9 @@ PSX_EXPORT long int __psx_syscall(long int syscall_nr, ...)
  * system call functions.  libcap 2.66 defines a weak psx_load_syscalls of
  * its own and calls it from its constructor with the addresses of its
  * "multithread" function pointers; when this definition is the one the
- * dynamic linker binds (libpsx ahead of libcap in the lookup order), libcap
- * sends capset/prctl/set*id through psx_syscall3/6.  This may run before
+ * dynamic linker binds (libpsx ahead of libcap in the lookup order, or
+ * rebound by psx/libcap_bind.c), libcap sends capset/prctl/set*id through
+ * psx_syscall3/6.  This may run before
  * this library's own initialisation (constructor order between the two is
  * not fixed), so it only stores addresses.
  */
@@ -147,6 +148,10 @@ PSX_EXPORT void psx_load_syscalls(
 	if (syscall6_fn)
 		*syscall6_fn = psx_syscall6;
 }
+
+/* The same definition under a hidden name, for psx/libcap_bind.c. */
+extern __typeof__(psx_load_syscalls) procwide__psx_load_syscalls_self
+	__attribute__((alias("psx_load_syscalls"), visibility("hidden")));
 
 /* Returns 0, or -1 for a level the header does not define (libpsx(3)). */
 PSX_EXPORT int psx_set_sensitivity(psx_sensitivity_t level)
