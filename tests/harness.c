@@ -6,6 +6,8 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -307,4 +309,31 @@ void pw_idle_stop(struct pw_idle *idle)
 	for (size_t i = 0; i < idle->n; i++)
 		pthread_join(idle->th[i], NULL);
 	free(idle);
+}
+
+void pw_block_all_signals(void)
+{
+	uint64_t all = ~0ULL;
+	syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, NULL, 8);
+}
+
+static void *blocking_main(void *arg)
+{
+	_Atomic pid_t *tid = arg;
+	pw_block_all_signals();
+	atomic_store(tid, pw_gettid());
+	for (;;)
+		pause();
+	return NULL;
+}
+
+pid_t pw_start_blocking_thread(void)
+{
+	static _Atomic pid_t tid;
+	atomic_store(&tid, 0);
+	pthread_t t;
+	PW_CHECK(pthread_create(&t, NULL, blocking_main, (void *)&tid) == 0, "create");
+	while (!atomic_load(&tid))
+		usleep(1000);
+	return atomic_load(&tid);
 }

@@ -67,4 +67,11 @@ struct pw_idle;
 struct pw_idle *pw_idle_start(size_t n);
 void pw_idle_stop(struct pw_idle *idle);
 
+/* Blocks every signal in the calling thread with the raw call (the C
+ * library's wrappers keep their own signals). */
+void pw_block_all_signals(void);
+/* Starts a thread that blocks every signal and sleeps in pause(), as a
+ * runtime's service thread does; returns its tid once it is blocked. */
+pid_t pw_start_blocking_thread(void);
+
 #endif

@@ -116,27 +116,7 @@ static void caller_failure_changes_nothing(void)
 
 /* A thread that blocks every signal, started after a call went through
  * with signals alone. */
-static atomic_int blocked_tid;
-
-static void *blocked_main(void *arg)
-{
-	(void)arg;
-	uint64_t all = ~0ULL;
-	syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, NULL, 8);
-	atomic_store(&blocked_tid, pw_gettid());
-	for (;;)
-		pause();
-	return NULL;
-}
-
-static pid_t start_blocked(void)
-{
-	pthread_t t;
-	PW_CHECK(pthread_create(&t, NULL, blocked_main, NULL) == 0, "create");
-	while (!atomic_load(&blocked_tid))
-		usleep(1000);
-	return atomic_load(&blocked_tid);
-}
+#define start_blocked pw_start_blocking_thread
 
 static void new_blocking_thread_reached_through_ptrace(void)
 {

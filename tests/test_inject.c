@@ -22,12 +22,7 @@
 
 #define CAP_SYS_PTRACE 19
 
-static void block_everything(void)
-{
-	/* The raw call: the C library's wrappers keep their own signals. */
-	uint64_t all = ~0ULL;
-	syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, NULL, 8);
-}
+#define block_everything pw_block_all_signals
 
 static double now_s(void)
 {
@@ -330,22 +325,9 @@ static void ptrace_all_delivers_no_signal(void)
 
 static atomic_int blocked_tid;
 
-static void *blocked_main(void *arg)
-{
-	(void)arg;
-	block_everything();
-	atomic_store(&blocked_tid, pw_gettid());
-	for (;;)
-		pause();
-	return NULL;
-}
-
 static pid_t start_blocked(void)
 {
-	pthread_t t;
-	PW_CHECK(pthread_create(&t, NULL, blocked_main, NULL) == 0, "create");
-	while (!atomic_load(&blocked_tid))
-		usleep(1000);
+	atomic_store(&blocked_tid, pw_start_blocking_thread());
 	return atomic_load(&blocked_tid);
 }
 
