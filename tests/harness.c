@@ -9,6 +9,8 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/ptrace.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -336,4 +338,33 @@ pid_t pw_start_blocking_thread(void)
 	while (!atomic_load(&tid))
 		usleep(1000);
 	return atomic_load(&tid);
+}
+
+pid_t pw_start_tracer(pid_t victim)
+{
+	int go[2];
+	if (pipe(go) != 0)
+		return -1;
+	pid_t dbg = fork();
+	if (dbg == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+		for (int fd = 0; fd < 1024; fd++)
+			if (fd != go[1])
+				close(fd);
+		if (ptrace(PTRACE_SEIZE, victim, 0, 0) != 0)
+			_exit(3);
+		if (write(go[1], "x", 1) != 1)
+			_exit(4);
+		for (;;)
+			pause();
+	}
+	close(go[1]);
+	char c;
+	bool held = dbg > 0 && read(go[0], &c, 1) == 1;
+	close(go[0]);
+	if (!held && dbg > 0) {
+		kill(dbg, SIGKILL);
+		waitpid(dbg, NULL, 0);
+	}
+	return held ? dbg : -1;
 }

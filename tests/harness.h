@@ -73,5 +73,9 @@ void pw_block_all_signals(void);
 /* Starts a thread that blocks every signal and sleeps in pause(), as a
  * runtime's service thread does; returns its tid once it is blocked. */
 pid_t pw_start_blocking_thread(void);
+/* Forks a "debugger": a process that holds `victim' with PTRACE_SEIZE and
+ * keeps no descriptor of ours; it dies with the thread that called this.
+ * Returns its pid once it holds the victim, -1 if it could not. */
+pid_t pw_start_tracer(pid_t victim);
 
 #endif

@@ -11,7 +11,6 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/prctl.h>
-#include <sys/ptrace.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -157,26 +156,7 @@ static void unreachable_child(int errfd)
 		if (set_names("pw-one", NULL, 0) != PROCWIDE_MODE_PARKED && last_used_ptrace)
 			_exit(10);
 	} while (last_used_ptrace);
-	pid_t victim = start_blocked();
-	int go[2];
-	if (pipe(go) != 0)
-		_exit(11);
-	pid_t dbg = fork();
-	if (dbg == 0) {
-		/* Ends with the process it holds, and keeps no end of the
-		 * parent's pipe open. */
-		prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-		close(2);
-		close(errfd);
-		if (ptrace(PTRACE_SEIZE, victim, 0, 0) != 0)
-			_exit(3);
-		if (write(go[1], "x", 1) != 1)
-			_exit(4);
-		for (;;)
-			pause();
-	}
-	char c;
-	if (dbg < 0 || read(go[0], &c, 1) != 1)
+	if (pw_start_tracer(start_blocked()) < 0)
 		_exit(12);
 	procwide_syscall(SYS_prctl, PR_SET_NAME, (long)"pw-two", 0, 0, 0, 0);
 	pw_idle_stop(idle);

@@ -382,21 +382,8 @@ static void not_dumpable_without_cap_sys_ptrace(void)
 
 static void already_traced_by_a_debugger(void)
 {
-	pid_t victim = start_blocked();
-	int go[2];
-	PW_CHECK(pipe(go) == 0, "pipe");
-	pid_t dbg = fork();
-	PW_CHECK(dbg >= 0, "fork");
-	if (dbg == 0) {
-		if (ptrace(PTRACE_SEIZE, victim, 0, 0) != 0)
-			_exit(3);
-		if (write(go[1], "x", 1) != 1)
-			_exit(4);
-		for (;;)
-			pause();
-	}
-	char c;
-	PW_CHECK(read(go[0], &c, 1) == 1, "the debugger could not attach");
+	pid_t dbg = pw_start_tracer(start_blocked());
+	PW_CHECK(dbg > 0, "the debugger could not attach");
 	expect_refusal(EPERM, "traced by pid");
 	kill(dbg, SIGKILL);
 	waitpid(dbg, NULL, 0);
