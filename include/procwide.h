@@ -180,11 +180,17 @@ enum procwide_thread_status {
 	PROCWIDE_THREAD_NO_ANSWER = 7,	 /* unreachable: did not answer */
 	PROCWIDE_THREAD_QUEUE_FULL = 8,	 /* unreachable: the signal could not
 					    be queued (RLIMIT_SIGPENDING) */
-	PROCWIDE_THREAD_KERNEL_WORKER = 10, /* an io_uring worker (iou-wrk-*,
-					    iou-sqp-*): a thread of the process
-					    that never runs user code, so it
-					    runs no call and needs none; found
-					    through ptrace, left as it was */
+	PROCWIDE_THREAD_KERNEL_WORKER = 10, /* a kernel worker thread of the
+					    process (io_uring's iou-wrk-*,
+					    iou-sqp-*; vhost): the kernel marks
+					    it PF_IO_WORKER or PF_USER_WORKER
+					    and it never runs user code, so it
+					    runs no call; left as it was.  Note
+					    that an io_uring SQPOLL ring keeps
+					    the credentials of the thread that
+					    made it (and registered
+					    personalities theirs): close rings
+					    before dropping privileges */
 	PROCWIDE_THREAD_NO_PTRACE = 9,	 /* unreachable: no answer to the signal,
 					    and ptrace failed (see message) */
 };

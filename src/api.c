@@ -157,7 +157,7 @@ const char *procwide_thread_status_name(int status)
 		[PROCWIDE_THREAD_NO_ANSWER] = "no-answer",
 		[PROCWIDE_THREAD_QUEUE_FULL] = "queue-full",
 		[PROCWIDE_THREAD_NO_PTRACE] = "no-ptrace",
-		[PROCWIDE_THREAD_KERNEL_WORKER] = "io-worker",
+		[PROCWIDE_THREAD_KERNEL_WORKER] = "kernel-worker",
 	};
 	if (status < 0 || (size_t)status >= sizeof names / sizeof names[0])
 		return "unknown";

@@ -229,6 +229,11 @@ static void mark_for_seizing(uint32_t idx, enum pw_slot_state from)
 		E.nunsent--;
 }
 
+/* Task flags (include/linux/sched.h) of threads that never return to user
+ * space: io_uring workers, and user workers such as vhost's (Linux 6.4). */
+#define PW_PF_IO_WORKER 0x00000010ul
+#define PW_PF_USER_WORKER 0x00004000ul
+
 static void seize_result(uint32_t idx, int e)
 {
 	/* PTRACE_SEIZE refuses a thread that is ending (its exit_state is
@@ -241,12 +246,20 @@ static void seize_result(uint32_t idx, int e)
 	}
 	if (e == -ESRCH) {
 		slot_set(idx, PW_S_GONE);
-	} else if (e == PW_INJ_KERNEL_WORKER) {
+	} else if (e == PW_INJ_KERNEL_WORKER &&
+		   (procwide__task_flags(slot_tid(idx)) & (PW_PF_IO_WORKER | PW_PF_USER_WORKER))) {
 		/* It never runs user code, so it has nothing to change and
-		 * cannot escape: left alone, counted as present. */
+		 * cannot escape: left alone, counted as present.  The kernel's
+		 * own flag decides, not the registers alone: a user thread
+		 * can be stopped with ip and sp at 0 too (it jumped to 0). */
 		slot_set(idx, PW_S_KWORKER);
 		E.nkworker++;
 	} else if (e) {
+		if (e == PW_INJ_KERNEL_WORKER) {
+			e = -EIO;
+			snprintf(E.why, sizeof E.why,
+				 "stopped with its instruction and stack pointers at 0, but the kernel does not mark it as a worker thread");
+		}
 		slot_set(idx, PW_S_NOPTRACE);
 		if (!E.inject_error) {
 			E.inject_failed_tid = slot_tid(idx);

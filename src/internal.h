@@ -31,6 +31,8 @@ PW_HIDDEN long procwide__pid_max(void);
 PW_HIDDEN long procwide__last_pid(void);
 /* The state letter of a thread ('R', 'S', 'Z', ...), 0 if unknown. */
 PW_HIDDEN char procwide__task_state(pid_t tid);
+/* The kernel's task flags (field 9 of stat), 0 if unknown. */
+PW_HIDDEN unsigned long procwide__task_flags(pid_t tid);
 /* 1 if the thread blocks sig now, 0 if not, -1 if unknown. */
 PW_HIDDEN int procwide__task_blocks(pid_t tid, int sig);
 /* The pid tracing the thread, 0 if none, -1 if unknown. */

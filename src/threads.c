@@ -216,6 +216,24 @@ char procwide__task_state(pid_t tid)
 	return p && p[1] == ' ' ? p[2] : 0;
 }
 
+unsigned long procwide__task_flags(pid_t tid)
+{
+	char buf[512];
+	if (read_task_file(tid, "stat", buf, sizeof buf) < 0)
+		return 0;
+	/* Fields after the name: state, ppid, pgrp, session, tty_nr, tpgid,
+	 * flags (the 9th field of the line). */
+	char *p = strrchr(buf, ')');
+	if (!p)
+		return 0;
+	for (int field = 3; field <= 9; field++) { /* the blank before each */
+		p = strchr(p + 1, ' ');
+		if (!p)
+			return 0;
+	}
+	return strtoul(p + 1, NULL, 10);
+}
+
 int procwide__task_blocks(pid_t tid, int sig)
 {
 	char buf[4096];

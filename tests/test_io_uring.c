@@ -7,10 +7,15 @@
 #include "procwide.h"
 
 #include <errno.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #ifndef SYS_io_uring_setup
@@ -64,7 +69,7 @@ static void set_names_around(pid_t worker, const char *to, unsigned flags, int w
 			seen = true;
 			PW_EQ_LONG(t->status, PROCWIDE_THREAD_KERNEL_WORKER);
 			PW_EQ_LONG(t->path, PROCWIDE_PATH_NONE);
-			PW_CHECK(strcmp(procwide_thread_status_name(t->status), "io-worker") == 0,
+			PW_CHECK(strcmp(procwide_thread_status_name(t->status), "kernel-worker") == 0,
 				 "status name %s", procwide_thread_status_name(t->status));
 			continue;
 		}
@@ -120,11 +125,71 @@ static void sqpoll_worker_without_ptrace_is_unreachable(void)
 	pw_idle_stop(idle);
 }
 
+/* A user thread can be stopped with its instruction and stack pointers at
+ * 0 as well (it jumped to address 0 with a zero stack pointer and takes
+ * the fault on an alternate stack): it must never pass for a worker. */
+static __thread sigjmp_buf back;
+static _Atomic pid_t jumper;
+
+static void on_segv(int sig)
+{
+	(void)sig;
+	siglongjmp(back, 1);
+}
+
+static void *jump_to_zero(void *arg)
+{
+	(void)arg;
+	stack_t ss = {.ss_sp = malloc(65536), .ss_size = 65536};
+	sigaltstack(&ss, NULL);
+	atomic_store(&jumper, pw_gettid());
+	sigsetjmp(back, 1);
+	for (;;)
+		__asm__ volatile("xor %%esp, %%esp\n\txor %%eax, %%eax\n\tjmp *%%rax" ::: "memory");
+	return NULL;
+}
+
+static void user_thread_at_address_zero_is_not_a_worker(void)
+{
+	struct sigaction sa = {.sa_handler = on_segv, .sa_flags = SA_ONSTACK | SA_NODEFER};
+	PW_CHECK(sigaction(SIGSEGV, &sa, NULL) == 0, "sigaction");
+	pthread_t t;
+	PW_CHECK(pthread_create(&t, NULL, jump_to_zero, NULL) == 0, "create");
+	while (!atomic_load(&jumper))
+		usleep(1000);
+	unsigned ok = 0, refused = 0;
+	for (int i = 0; i < 60; i++) {
+		snprintf(name, sizeof name, "pw-z%d", i);
+		struct procwide_call call = {.nr = SYS_prctl, .args = {PR_SET_NAME, (long)name}};
+		struct procwide_opts opts = {.size = sizeof opts, .flags = PROCWIDE_PTRACE_ALL,
+					     .mismatch = PROCWIDE_MISMATCH_REPORT};
+		struct procwide_report rep = {.size = sizeof rep};
+		int r = procwide_run(&call, &opts, &rep);
+		for (size_t k = 0; k < rep.nthreads; k++)
+			PW_CHECK(rep.threads[k].status != PROCWIDE_THREAD_KERNEL_WORKER,
+				 "call %d: user thread %d taken for a kernel worker", i,
+				 rep.threads[k].tid);
+		procwide_report_release(&rep);
+		char got[32];
+		if (r == 0) {
+			ok++;
+			PW_CHECK(pw_task_comm(atomic_load(&jumper), got, sizeof got) &&
+					 strcmp(got, name) == 0,
+				 "call %d succeeded but the thread is named %s", i, got);
+		} else {
+			refused++; /* stopped at 0: no call can run there */
+		}
+	}
+	pw_diag("%u calls ran everywhere, %u were refused (thread stopped at address 0)", ok,
+		refused);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct pw_case cases[] = {
 		PW_CASE(sqpoll_worker_is_left_alone),
 		PW_CASE(sqpoll_worker_without_ptrace_is_unreachable),
+		PW_CASE(user_thread_at_address_zero_is_not_a_worker),
 	};
 	return pw_main(argc, argv, cases, sizeof cases / sizeof cases[0]);
 }
