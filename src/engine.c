@@ -64,6 +64,8 @@ static struct {
 	long last_pid;	   /* direct path: ns_last_pid at the last sample */
 	uint64_t last_pid_at;
 	bool pid_wrapped;  /* ... the pid allocator may have gone round */
+	long tid_ahead;	   /* direct path: the lowest tid known in this call
+			      that was above ns_last_pid when it was found */
 	uint64_t deadline;
 	pid_t inject_failed_tid; /* the thread ptrace could not reach */
 	int inject_error;  /* and the error, kept for the whole call */
@@ -169,6 +171,10 @@ static int new_slot(pid_t tid, uint32_t *out)
 		atomic_store_explicit(&procwide__shared.nslots, idx + 1, memory_order_release);
 	E.hash[pos] = idx + 1;
 	E.nused++;
+	/* The allocator gives the lowest free id at or above its cursor: an
+	 * id above it comes back as soon as the cursor reaches it. */
+	if (E.direct && tid > E.last_pid && tid < E.tid_ahead)
+		E.tid_ahead = tid;
 	*out = idx;
 	return 0;
 }
@@ -308,7 +314,10 @@ static int seize_marked(void)
 		int r = procwide__inject_recv_seize(&idx, E.deadline, E.why, sizeof E.why);
 		if (r == -EPIPE || r == -ETIMEDOUT || idx >= E.nused ||
 		    slot_state(idx) != PW_S_SEIZING) {
-			e = r ? r : -EIO;
+			e = r == -EPIPE || r == -ETIMEDOUT ? r : -EIO;
+			/* An answer that fits no request: nothing more it says
+			 * can be trusted (a later one could pass for another). */
+			procwide__inject_abort();
 			break; /* the helper is gone: it detached what it held */
 		}
 		inflight--;
@@ -1070,12 +1079,15 @@ static int grow_direct(const struct pw_request *req, struct pw_result *res)
 }
 
 /* A known thread that ended, its id reused by a thread made by one that
- * had not run the call, would pass for the one that ran it.  An id comes
- * back only once the pid allocator has gone round (pid_max), which shows as
- * ns_last_pid going down -- unless it went all the way round between two
- * samples, which takes pid_max allocations, and no CPU makes a thread or
- * process in less than a microsecond.  So the direct path samples it at
- * least this often, and settles by parking when it may have gone round. */
+ * had not run the call, would pass for the one that ran it.  The pid
+ * allocator hands out the lowest free id at or above its cursor
+ * (idr_alloc_cyclic), so a known id comes back only once the cursor
+ * reaches it: for an id above the cursor when it was found, as soon as
+ * ns_last_pid reaches it; for one below, once the cursor has gone round
+ * (ns_last_pid goes down) -- or all the way round between two samples,
+ * which takes pid_max allocations, and no CPU makes a thread or process in
+ * less than a microsecond.  So the direct path samples it at least this
+ * often, and settles by parking when an id may have come back. */
 static uint64_t tid_reuse_window_ns(void)
 {
 	static uint64_t window;
@@ -1095,7 +1107,8 @@ static void sample_last_pid(void)
 {
 	uint64_t t = now_ns();
 	long cur = procwide__last_pid();
-	if (cur < 0 || cur < E.last_pid || t - E.last_pid_at >= tid_reuse_window_ns())
+	if (cur < 0 || cur < E.last_pid || cur >= E.tid_ahead ||
+	    t - E.last_pid_at >= tid_reuse_window_ns())
 		E.pid_wrapped = true;
 	E.last_pid = cur;
 	E.last_pid_at = t;
@@ -1106,6 +1119,7 @@ static int gather_direct(const struct pw_request *req, struct pw_result *res)
 	E.last_pid = procwide__last_pid();
 	E.last_pid_at = now_ns();
 	E.pid_wrapped = E.last_pid < 0;
+	E.tid_ahead = LONG_MAX;
 	for (unsigned proofs = 0;;) {
 		int e = proofs == 0 && known.n ? sweep_from(known.tids, known.n) : sweep();
 		if (e == -ENOSPC)

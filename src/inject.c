@@ -309,7 +309,9 @@ int procwide__inject_send_seize(uint32_t idx, pid_t tid)
 int procwide__inject_recv_seize(uint32_t *idx, uint64_t deadline, char *why, size_t whysz)
 {
 	struct pw_inject_rep r;
-	int e = flush_seizes();
+	/* The queued requests go out only when no answer is waiting: the
+	 * helper stops a window of threads together. */
+	int e = in.next == in.n ? flush_seizes() : 0;
 	if (!e)
 		e = recv_rep(&r, deadline);
 	if (e) {
@@ -390,6 +392,13 @@ void procwide__inject_end(void)
 	 * tracer) with the registers it already restored. */
 	if (send_req(&q) == 0)
 		recv_rep(&r, now_ns() + 2000000000ull);
+	kill_helper();
+}
+
+void procwide__inject_abort(void)
+{
+	forget_if_forked();
+	inj.session = 0;
 	kill_helper();
 }
 

@@ -75,6 +75,9 @@ PW_HIDDEN int procwide__inject_run_detach(long nr, const long args[6], uint64_t 
 					  void (*fn)(uint32_t idx, long result, int err, void *ctx),
 					  void *ctx);
 PW_HIDDEN void procwide__inject_end(void);
+/* Kills the helper at once, session or not (the kernel detaches every
+ * thread it held, with the registers it had put back). */
+PW_HIDDEN void procwide__inject_abort(void);
 /* 1 if nothing known forbids the helper to trace this process: Yama's
  * scope, a seccomp filter (which the helper would inherit), a non-dumpable
  * process without CAP_SYS_PTRACE.  A cheap check, not a promise. */
