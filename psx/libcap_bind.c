@@ -19,12 +19,15 @@
  * only if the slot still holds libcap's own fallback; the slot is in
  * libcap's read-only-after-relocation pages (-z now, RELRO), which are made
  * writable for the one store and read-only again.  Nothing else is touched:
- * a libcap without the slot, a slot bound elsewhere (LD_PRELOAD, -lpsx
- * -lcap), a libcap already initialised (dlopen of this library later: too
- * late, the flag is cleared) or an mprotect refused by a security policy all
- * leave the process as the dynamic linker made it. */
+ * a libcap without the slot or a slot bound elsewhere (LD_PRELOAD, -lpsx
+ * -lcap) are left alone; a libcap already initialised (a library loaded
+ * before this one needs it, or this one came by dlopen: the flag is
+ * cleared, too late) or an mprotect refused by a security policy are left
+ * alone too, with one line on stderr, since cap_set_proc() will then change
+ * only the calling thread. */
 #include "psx_abi.h"
 
+#include <dlfcn.h>
 #include <elf.h>
 #include <link.h>
 #include <stdbool.h>
@@ -41,10 +44,36 @@
 extern __typeof__(psx_load_syscalls) procwide__psx_load_syscalls_self
 	__attribute__((visibility("hidden")));
 
+/* One line on stderr: cap_set_proc() and the rest will change only the
+ * calling thread, and nothing else would say so. */
+static void warn(const char *why)
+{
+	static const char a[] = "procwide libpsx: ";
+	static const char b[] = "; libcap's cap_set_proc() and the rest will change only the calling "
+				"thread (link -lpsx before -lcap, or LD_PRELOAD this library)\n";
+	char line[512];
+	size_t n = 0;
+	for (const char *p = a; *p && n < sizeof line; p++)
+		line[n++] = *p;
+	for (const char *p = why; *p && n < sizeof line; p++)
+		line[n++] = *p;
+	for (const char *p = b; *p && n < sizeof line; p++)
+		line[n++] = *p;
+	ssize_t w = write(2, line, n);
+	(void)w;
+}
+
 static bool is_libcap(const char *path)
 {
 	const char *slash = strrchr(path, '/');
 	return strcmp(slash ? slash + 1 : path, "libcap.so.2") == 0;
+}
+
+/* libcap 2.66 works out cap_max_bits() in its constructor; 0 before. */
+static bool libcap_initialised(void)
+{
+	unsigned (*max_bits)(void) = (unsigned (*)(void))dlsym(RTLD_DEFAULT, "cap_max_bits");
+	return max_bits && max_bits() != 0;
 }
 
 static int rebind(struct dl_phdr_info *info, size_t size, void *data)
@@ -69,13 +98,17 @@ static int rebind(struct dl_phdr_info *info, size_t size, void *data)
 	const ElfW(Rela) *jmprel = NULL;
 	size_t jmprelsz = 0;
 	for (; dyn && dyn->d_tag != DT_NULL; dyn++) {
-		/* glibc has relocated these to run-time addresses already. */
+		/* glibc relocates these to run-time addresses, except in a
+		 * read-only dynamic section: then they are still offsets. */
+		uintptr_t a = dyn->d_un.d_ptr;
+		if (a < info->dlpi_addr)
+			a += info->dlpi_addr;
 		if (dyn->d_tag == DT_SYMTAB)
-			symtab = (const void *)dyn->d_un.d_ptr;
+			symtab = (const void *)a;
 		else if (dyn->d_tag == DT_STRTAB)
-			strtab = (const void *)dyn->d_un.d_ptr;
+			strtab = (const void *)a;
 		else if (dyn->d_tag == DT_JMPREL)
-			jmprel = (const void *)dyn->d_un.d_ptr;
+			jmprel = (const void *)a;
 		else if (dyn->d_tag == DT_PLTRELSZ)
 			jmprelsz = dyn->d_un.d_val;
 	}
@@ -90,11 +123,24 @@ static int rebind(struct dl_phdr_info *info, size_t size, void *data)
 		void **slot = (void **)(info->dlpi_addr + r->r_offset);
 		if (s->st_shndx == SHN_UNDEF || *slot != (void *)(info->dlpi_addr + s->st_value))
 			return 1; /* not libcap's own fallback: leave it */
-		long pg = sysconf(_SC_PAGESIZE);
-		bool ro = (uintptr_t)slot >= relro_lo && (uintptr_t)slot < relro_hi;
-		void *page = (void *)((uintptr_t)slot & ~(uintptr_t)(pg - 1));
-		if (ro && mprotect(page, (size_t)pg, PROT_READ | PROT_WRITE) != 0)
+		if (libcap_initialised()) {
+			/* Its constructor has run already (a library loaded
+			 * before this one needs libcap, or this one came by
+			 * dlopen): the flag is cleared, too late. */
+			warn("libcap was initialised before this libpsx and bound its own psx_load_syscalls");
 			return 1;
+		}
+		/* glibc protects RELRO rounded down to whole pages at both
+		 * ends: only a page inside that is read-only (and may be made
+		 * read-only again); one past it is writable already. */
+		uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
+		uintptr_t page_lo = relro_lo & ~(pg - 1), page_hi = relro_hi & ~(pg - 1);
+		bool ro = (uintptr_t)slot >= page_lo && (uintptr_t)slot < page_hi;
+		void *page = (void *)((uintptr_t)slot & ~(pg - 1));
+		if (ro && mprotect(page, (size_t)pg, PROT_READ | PROT_WRITE) != 0) {
+			warn("libcap's binding could not be changed (mprotect refused)");
+			return 1;
+		}
 		*slot = (void *)procwide__psx_load_syscalls_self;
 		if (ro)
 			mprotect(page, (size_t)pg, PROT_READ);
