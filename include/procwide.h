@@ -98,9 +98,12 @@ struct procwide_opts {
 				     call, any wait without progress while no
 				     thread that must still finish is waiting
 				     for a CPU (past it: the process is killed,
-				     fail closed).  On a machine whose CPUs are
-				     all busy, reaching every thread can take
-				     longer than the default: raise it. */
+				     fail closed).  On the direct path (see
+				     enum procwide_mode) only the second
+				     applies, from the start.  On a machine
+				     whose CPUs are all busy, reaching every
+				     thread can take longer than the default:
+				     raise it. */
 	int signal;		  /* 0: chosen at runtime; else a real-time
 				     signal >= 35 the application leaves alone */
 	unsigned int flags;	  /* PROCWIDE_NO_PTRACE or PROCWIDE_PTRACE_ALL,
