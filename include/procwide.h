@@ -143,7 +143,8 @@ struct procwide_opts {
  * runs half-changed.  A thread created during the call by one that had
  * already run it inherits the change and may run the call a second time;
  * if threads end faster than completeness can be proven, every thread is
- * parked and runs it again (the mode stays DIRECT).
+ * parked and runs it again (mode DIRECT_THEN_PARKED); so too when a thread
+ * id known to the call may have been given to a new thread.
  *
  * procwide takes the direct path only when all of these hold: the mismatch
  * policy is PROCWIDE_MISMATCH_KILL (procwide_syscall()); ptrace is allowed
@@ -167,6 +168,9 @@ struct procwide_opts {
 enum procwide_mode {
 	PROCWIDE_MODE_PARKED = 0,
 	PROCWIDE_MODE_DIRECT = 1,
+	PROCWIDE_MODE_DIRECT_THEN_PARKED = 2, /* direct, completed by parking
+						 every thread and running the
+						 call again in each */
 };
 
 /* Per-thread outcome, in struct procwide_thread.status. */

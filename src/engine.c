@@ -1173,8 +1173,10 @@ static void run_direct(const struct pw_request *req, struct pw_result *res)
 		return; /* no signal sent: nothing changed */
 	atomic_store_explicit(&procwide__shared.phase, PW_DIRECT, memory_order_release);
 	int e = gather_direct(req, res);
-	if (e == PW_UNPROVEN)
+	if (e == PW_UNPROVEN) {
+		res->mode = PROCWIDE_MODE_DIRECT_THEN_PARKED;
 		e = settle_parked(req, res);
+	}
 	if (e) {
 		char msg[400];
 		if (E.inject_error)

@@ -23,7 +23,7 @@ static atomic_long spawned;
 static bool some_block; /* a quarter of the leaves block every signal */
 /* Calls that took the direct path (no parking: the proof of completeness
  * in src/engine.c is what keeps threads from escaping there). */
-static unsigned direct_calls;
+static unsigned direct_calls, settled_calls;
 
 #define LEAF_NEST 1
 #define LEAF_BLOCK 2
@@ -107,8 +107,9 @@ static void churn(long (*set)(unsigned round, char *want, size_t n), read_fn get
 	atomic_store(&stop, true);
 	for (int i = 0; i < SPAWNERS; i++)
 		pthread_join(sp[i], NULL);
-	pw_diag("%ld threads created during %d calls (%u direct), %zu thread values checked",
-		atomic_load(&spawned), ROUNDS, direct_calls, checked);
+	pw_diag("%ld threads created during %d calls (%u direct, %u of them completed by parking), "
+		"%zu thread values checked",
+		atomic_load(&spawned), ROUNDS, direct_calls, settled_calls, checked);
 	/* Without threads that block the signal, calls after the first take
 	 * the direct path, except after one that reached a thread through
 	 * ptrace (one caught mid-exit, or one without a CPU for a
@@ -124,7 +125,8 @@ static long broadcast_prctl(long option, long arg)
 	struct procwide_call call = {.nr = SYS_prctl, .args = {option, arg}};
 	struct procwide_report rep = {.size = sizeof rep};
 	int r = procwide_run(&call, NULL, &rep);
-	direct_calls += rep.mode == PROCWIDE_MODE_DIRECT;
+	direct_calls += rep.mode != PROCWIDE_MODE_PARKED;
+	settled_calls += rep.mode == PROCWIDE_MODE_DIRECT_THEN_PARKED;
 	procwide_report_release(&rep);
 	errno = -r;
 	return r ? -1 : 0;

@@ -5,6 +5,9 @@
 #include "procwide.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -24,6 +27,8 @@ static char name[16];
  * blocked), or one that did not get a CPU within a millisecond on a loaded
  * machine, is reached that way, and the call after is then parked. */
 static bool last_used_ptrace;
+/* Calls that took the direct path and were completed by parking. */
+static unsigned last_settled;
 
 /* The path the next call with the kill policy takes, by the rule. */
 static int next_mode(void)
@@ -39,7 +44,9 @@ static int set_names(const char *to, const struct procwide_opts *opts, int want_
 	struct procwide_call call = {.nr = SYS_prctl, .args = {PR_SET_NAME, (long)name}};
 	struct procwide_report rep = {.size = sizeof rep};
 	PW_EQ_LONG(procwide_run(&call, opts, &rep), want_ret);
-	int mode = rep.mode;
+	/* Completed by parking or not, the call took the direct path. */
+	int mode = rep.mode == PROCWIDE_MODE_DIRECT_THEN_PARKED ? PROCWIDE_MODE_DIRECT : rep.mode;
+	last_settled += rep.mode == PROCWIDE_MODE_DIRECT_THEN_PARKED;
 	last_used_ptrace = false;
 	for (size_t i = 0; i < rep.nthreads; i++)
 		last_used_ptrace |= rep.threads[i].path == PROCWIDE_PATH_PTRACE;
@@ -259,6 +266,64 @@ static void seccomp_filter_or_non_dumpable_keep_it_parked(void)
 	pw_idle_stop(idle);
 }
 
+/* Moves the pid allocator's cursor back and forth, as a wrap would. */
+static atomic_bool stop_moving;
+
+static void *move_cursor(void *arg)
+{
+	(void)arg;
+	int fd = open("/proc/sys/kernel/ns_last_pid", O_WRONLY);
+	while (fd >= 0 && !atomic_load(&stop_moving)) {
+		if (pwrite(fd, "60", 2, 0) < 0 || pwrite(fd, "2", 1, 0) < 0)
+			break;
+	}
+	if (fd >= 0)
+		close(fd);
+	return NULL;
+}
+
+static int settle_in_own_pid_namespace(void)
+{
+	/* A /proc of this pid namespace, in a mount namespace of its own. */
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 ||
+	    mount("proc", "/proc", "proc", 0, NULL) != 0)
+		return 20;
+	struct pw_idle *idle = pw_idle_start(3);
+	PW_EQ_LONG(set_names("pw-one", NULL, 0), PROCWIDE_MODE_PARKED);
+	pthread_t mover;
+	PW_CHECK(pthread_create(&mover, NULL, move_cursor, NULL) == 0, "create");
+	last_settled = 0;
+	for (int i = 0; i < 60; i++) {
+		char to[16];
+		snprintf(to, sizeof to, "pw-%d", i);
+		int want = next_mode();
+		PW_EQ_LONG(set_names(to, NULL, 0), want); /* every thread checked */
+	}
+	atomic_store(&stop_moving, true);
+	pthread_join(mover, NULL);
+	pw_diag("%u of 60 direct calls were completed by parking", last_settled);
+	PW_CHECK(last_settled > 0, "the allocator went back and no call noticed");
+	pw_idle_stop(idle);
+	return 0;
+}
+
+/* A thread id known to a direct call may come back to a new thread once
+ * the pid allocator goes round (or its cursor passes the id): the call is
+ * then completed by parking, every thread still changed. */
+static void pid_allocator_going_back_settles_by_parking(void)
+{
+	if (getuid() != 0)
+		pw_skip("moving ns_last_pid needs root (CAP_CHECKPOINT_RESTORE) in a new pid namespace");
+	PW_CHECK(unshare(CLONE_NEWPID | CLONE_NEWNS) == 0, "unshare: %s", strerror(errno));
+	pid_t child = fork();
+	PW_CHECK(child >= 0, "fork");
+	if (child == 0)
+		_exit(settle_in_own_pid_namespace());
+	int st;
+	PW_CHECK(waitpid(child, &st, 0) == child, "waitpid");
+	PW_CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child status %#x", st);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct pw_case cases[] = {
@@ -269,6 +334,7 @@ int main(int argc, char **argv)
 		PW_CASE_T(unreachable_after_others_ran_kills, 30),
 		PW_CASE(calls_that_could_stop_the_caller_stay_parked),
 		PW_CASE(seccomp_filter_or_non_dumpable_keep_it_parked),
+		PW_CASE_T(pid_allocator_going_back_settles_by_parking, 60),
 	};
 	return pw_main(argc, argv, cases, sizeof cases / sizeof cases[0]);
 }
