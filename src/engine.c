@@ -155,6 +155,8 @@ static uint32_t find_tid(pid_t tid, uint32_t *pos)
 	return UINT32_MAX;
 }
 
+static void sample_last_pid(void);
+
 static int new_slot(pid_t tid, uint32_t *out)
 {
 	if (E.nused >= E.reserved)
@@ -172,9 +174,14 @@ static int new_slot(pid_t tid, uint32_t *out)
 	E.hash[pos] = idx + 1;
 	E.nused++;
 	/* The allocator gives the lowest free id at or above its cursor: an
-	 * id above it comes back as soon as the cursor reaches it. */
-	if (E.direct && tid > E.last_pid && tid < E.tid_ahead)
-		E.tid_ahead = tid;
+	 * id above it comes back as soon as the cursor reaches it.  Above the
+	 * last sample, it is most likely a thread born since: a fresh sample
+	 * tells (only ids still above the cursor are watched). */
+	if (E.direct && tid > E.last_pid) {
+		sample_last_pid();
+		if (tid > E.last_pid && tid < E.tid_ahead)
+			E.tid_ahead = tid;
+	}
 	*out = idx;
 	return 0;
 }
