@@ -54,6 +54,7 @@ static struct {
 	uint32_t nnew;	   /* threads found by the current sweep */
 	uint32_t nseized;  /* threads stopped by the ptrace helper */
 	uint32_t nkworker; /* io_uring workers found by the helper */
+	uint32_t nvisited; /* tids seen by sweeps (paces the pid samples) */
 	uint32_t nmarked;  /* marked for the helper by the current sweep */
 	uid_t uid;
 	int signo;
@@ -346,14 +347,36 @@ static int seize_marked(void)
 	return E.inject_all ? E.inject_error : PW_STALLED;
 }
 
-/* Threads that the last call had to reach through ptrace (they block the
- * signal).  The next call hands them to the helper at once: no signal that
- * would stay queued in them (each one counts against the user's
- * RLIMIT_SIGPENDING, call after call) and no wait for them to stall. */
-static struct {
-	pid_t *tids; /* sorted */
+/* A list of thread ids kept from one call to the next (allocated after a
+ * call, when nothing is held). */
+struct tid_list {
+	pid_t *tids;
 	uint32_t n, cap;
-} blocking;
+};
+
+/* Fills `l` with the tids of this call's slots whose state `keep` accepts;
+ * leaves it empty if memory runs out (the lists are optimisations). */
+static void keep_tids(struct tid_list *l, bool (*keep)(enum pw_slot_state))
+{
+	l->n = 0;
+	if (E.nused > l->cap) {
+		pid_t *t = realloc(l->tids, E.nused * sizeof *t);
+		if (!t)
+			return;
+		l->tids = t;
+		l->cap = E.nused;
+	}
+	for (uint32_t i = 0; i < E.nused; i++)
+		if (keep(slot_state(i)))
+			l->tids[l->n++] = slot_tid(i);
+}
+
+/* Threads that the last call had to reach through ptrace (they block the
+ * signal), sorted.  The next call hands them to the helper at once: no
+ * signal that would stay queued in them (each one counts against the
+ * user's RLIMIT_SIGPENDING, call after call) and no wait for them to
+ * stall. */
+static struct tid_list blocking;
 
 static int cmp_tid(const void *a, const void *b)
 {
@@ -366,28 +389,17 @@ static bool known_blocking(pid_t tid)
 	return blocking.n && bsearch(&tid, blocking.tids, blocking.n, sizeof tid, cmp_tid);
 }
 
-/* After the release (nothing is parked: allocating is safe). */
+/* io_uring workers too: the helper tells them at once. */
+static bool reached_by_ptrace(enum pw_slot_state st)
+{
+	return st == PW_S_INJ_DONE || st == PW_S_SEIZED || st == PW_S_KWORKER;
+}
+
 static void remember_blocking(void)
 {
-	uint32_t n = 0;
-	for (uint32_t i = 0; i < E.nused; i++) {
-		enum pw_slot_state st = slot_state(i);
-		/* io_uring workers too: the helper tells them at once. */
-		if (st != PW_S_INJ_DONE && st != PW_S_SEIZED && st != PW_S_KWORKER)
-			continue;
-		if (n == blocking.cap) {
-			uint32_t cap = blocking.cap ? blocking.cap * 2 : 16;
-			pid_t *t = realloc(blocking.tids, cap * sizeof *t);
-			if (!t)
-				break; /* only an optimisation */
-			blocking.tids = t;
-			blocking.cap = cap;
-		}
-		blocking.tids[n++] = slot_tid(i);
-	}
-	if (n)
-		qsort(blocking.tids, n, sizeof *blocking.tids, cmp_tid);
-	blocking.n = n;
+	keep_tids(&blocking, reached_by_ptrace);
+	if (blocking.n)
+		qsort(blocking.tids, blocking.n, sizeof *blocking.tids, cmp_tid);
 }
 
 static int on_tid(pid_t tid, void *ctx)
@@ -395,8 +407,7 @@ static int on_tid(pid_t tid, void *ctx)
 	(void)ctx;
 	/* Signalling thousands of threads takes longer than the pid
 	 * allocator may need to go round: sample it on the way. */
-	static unsigned tick;
-	if (E.direct && (++tick & 15) == 0 && now_ns() - E.last_pid_at > tid_reuse_window_ns() / 4)
+	if (E.direct && (++E.nvisited & 15) == 0 && now_ns() - E.last_pid_at > tid_reuse_window_ns() / 4)
 		sample_last_pid();
 	uint32_t pos, idx = find_tid(tid, &pos);
 	if (idx != UINT32_MAX) {
@@ -983,25 +994,11 @@ static bool direct_ok;
 /* The threads of the last call that succeeded.  The direct path signals
  * them first, without reading /proc/self/task (which costs about a
  * microsecond per thread); the proof then tells whether any other exists. */
-static struct {
-	pid_t *tids;
-	uint32_t n, cap;
-} known;
+static struct tid_list known;
 
-/* After the call (nothing is held: allocating is safe). */
-static void remember_threads(void)
+static bool still_there(enum pw_slot_state st)
 {
-	known.n = 0;
-	if (E.nused > known.cap) {
-		pid_t *t = realloc(known.tids, E.nused * sizeof *t);
-		if (!t)
-			return; /* only an optimisation */
-		known.tids = t;
-		known.cap = E.nused;
-	}
-	for (uint32_t i = 0; i < E.nused; i++)
-		if (slot_state(i) != PW_S_GONE)
-			known.tids[known.n++] = slot_tid(i);
+	return st != PW_S_GONE;
 }
 
 static bool direct_allowed(const struct pw_request *req)
@@ -1388,7 +1385,7 @@ out:
 	 * signals alone (see enum procwide_mode). */
 	direct_ok = res->outcome == PROCWIDE_OUTCOME_OK && !E.inject_all && blocking.n == 0;
 	if (direct_ok)
-		remember_threads();
+		keep_tids(&known, still_there);
 	pw_rt_sigprocmask(SIG_SETMASK, &old_mask, NULL);
 	procwide__unlock();
 	pthread_setcancelstate(cancel_state, NULL);

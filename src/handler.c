@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <string.h>
 #include <ucontext.h>
@@ -70,6 +71,23 @@ static void chain(int sig, siginfo_t *si, void *uc)
 		((void (*)(int))h)(sig);
 }
 
+/* Runs the call in this thread and records its result (ARRIVED to DONE);
+ * false if the caller has given up on the slot meanwhile.  Fail closed: a
+ * thread that did not get the caller's result never returns to application
+ * code in kill mode (always the policy on the direct path). */
+static bool run_here(struct procwide__shared *s, struct pw_slot *slot, uint32_t gen)
+{
+	long r = pw_sys6(s->nr, s->args[0], s->args[1], s->args[2], s->args[3], s->args[4],
+			 s->args[5]);
+	slot->result = r;
+	uint64_t arrived = pw_word(gen, PW_S_ARRIVED);
+	if (!atomic_compare_exchange_strong(&slot->word, &arrived, pw_word(gen, PW_S_DONE)))
+		return false;
+	if (r != s->expected && s->kill_on_mismatch)
+		procwide__die_mismatch(pw_gettid(), r, s->caller_tid, s->expected);
+	return true;
+}
+
 void procwide__handler(int sig, siginfo_t *si, void *uc)
 {
 	struct procwide__shared *s = &procwide__shared;
@@ -98,16 +116,9 @@ void procwide__handler(int sig, siginfo_t *si, void *uc)
 	/* The direct path (the caller has already run the call and set the
 	 * phase before sending any signal): run it now and go back to the
 	 * application; "arrived" then counts threads that are done. */
-	uint64_t arrived = pw_word(gen, PW_S_ARRIVED);
 	if (atomic_load_explicit(&s->phase, memory_order_acquire) == PW_DIRECT) {
-		long r = pw_sys6(s->nr, s->args[0], s->args[1], s->args[2],
-				 s->args[3], s->args[4], s->args[5]);
-		slot->result = r;
-		if (!atomic_compare_exchange_strong(&slot->word, &arrived, pw_word(gen, PW_S_DONE)))
-			return;
-		if (r != s->expected) /* the direct path is taken only in kill mode */
-			procwide__die_mismatch(pw_gettid(), r, s->caller_tid, s->expected);
-		if (atomic_fetch_add(&s->arrived, 1) + 1 >= atomic_load(&s->want))
+		if (run_here(s, slot, gen) &&
+		    atomic_fetch_add(&s->arrived, 1) + 1 >= atomic_load(&s->want))
 			pw_futex_wake(&s->arrived, 1);
 		return;
 	}
@@ -134,16 +145,10 @@ void procwide__handler(int sig, siginfo_t *si, void *uc)
 	if (atomic_load_explicit(&slot->word, memory_order_acquire) != pw_word(gen, PW_S_ARRIVED))
 		return;
 
+	uint64_t arrived = pw_word(gen, PW_S_ARRIVED);
 	if (ph == PW_GO) {
-		long r = pw_sys6(s->nr, s->args[0], s->args[1], s->args[2],
-				 s->args[3], s->args[4], s->args[5]);
-		slot->result = r;
-		if (!atomic_compare_exchange_strong(&slot->word, &arrived, pw_word(gen, PW_S_DONE)))
+		if (!run_here(s, slot, gen))
 			return; /* the caller gave up on this call: count nothing */
-		/* Fail closed: a thread that did not get the caller's result
-		 * never returns to application code. */
-		if (r != s->expected && s->kill_on_mismatch)
-			procwide__die_mismatch(pw_gettid(), r, s->caller_tid, s->expected);
 	} else if (!atomic_compare_exchange_strong(&slot->word, &arrived,
 						   pw_word(gen, PW_S_RELEASED))) {
 		return; /* idem: a later call may own the counter now */
