@@ -9,6 +9,7 @@
 # (seconds per case, default 60).
 set -u
 cd "$(dirname "$0")/.." || exit 1
+. tests/tap_case.sh
 BUILD=${BUILD:-build/gcc}
 TIMEOUT=${TEST_TIMEOUT:-60}
 CASES="nnp run-report timerslack notify blocked-thread ptrace-all"
@@ -79,19 +80,6 @@ for c in $CASES; do
 	fi
 	res=$(timeout -k 5 "$TIMEOUT" "$bin" "$c" 2>&1)
 	st=$?
-	printf '%s\n' "$res" | grep -v -e '^skip: ' -e '^$' | sed -e '/^# /!s/^/# /'
-	case $st in
-	0) echo "ok $i - $c" ;;
-	77) echo "ok $i - $c # SKIP $(printf '%s\n' "$res" | sed -n 's/^skip: //p' | head -n1)" ;;
-	124 | 137) echo "not ok $i - $c # timed out after $TIMEOUT s"; fails=$((fails + 1)) ;;
-	*)
-		if [ "$st" -gt 128 ]; then
-			echo "not ok $i - $c # killed by signal $((st - 128))"
-		else
-			echo "not ok $i - $c # exit status $st"
-		fi
-		fails=$((fails + 1))
-		;;
-	esac
+	tap_case "$i" "$c" "$st" "$res" || fails=$((fails + 1))
 done
 [ "$fails" = 0 ]
