@@ -22,6 +22,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -378,6 +379,36 @@ static __attribute__((unused)) int sw_try_getppid(void)
 static __attribute__((unused)) int sw_try_setuid_root(void)
 {
 	return syscall(SYS_setresuid, 0, 0, 0) == 0 ? 0 : errno;
+}
+
+/* A thread that installs a seccomp filter of its own (getpgrp fails with
+ * EXDEV) and sleeps: a thread whose filters diverge from the caller's, as
+ * TSYNC refuses.  Returns its tid once the filter is in. */
+static atomic_int sw_own_state; /* 1: installed, -1: failed */
+static atomic_int sw_own_tid;
+
+static void *sw_self_confining(void *arg)
+{
+	(void)arg;
+	static struct sw_filter own;
+	atomic_store(&sw_own_tid, pw_gettid());
+	prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+	sw_filter_init(&own, SYS_getpgrp, EXDEV);
+	long r = syscall(SYS_seccomp, 1 /* SET_MODE_FILTER */, 0, &own.prog);
+	atomic_store(&sw_own_state, r == 0 ? 1 : -1);
+	for (;;)
+		pause();
+	return NULL;
+}
+
+static __attribute__((unused)) pid_t sw_start_self_confining(void)
+{
+	pthread_t t;
+	PW_CHECK(pthread_create(&t, NULL, sw_self_confining, NULL) == 0, "create");
+	while (!atomic_load(&sw_own_state))
+		usleep(1000);
+	PW_EQ_LONG(atomic_load(&sw_own_state), 1);
+	return atomic_load(&sw_own_tid);
 }
 
 #endif

@@ -175,31 +175,10 @@ static void stops_at_failed_step(void)
 
 /* FORCE_ADD through the policy: it reaches the seccomp step only (the
  * other steps take no flag), and composes with a sibling's own filter. */
-static atomic_int own_state;
-static atomic_int own_tid;
-
-static void *self_confining(void *arg)
-{
-	(void)arg;
-	static struct sw_filter own;
-	atomic_store(&own_tid, pw_gettid());
-	prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
-	sw_filter_init(&own, SYS_getpgrp, EXDEV);
-	long r = syscall(SYS_seccomp, 1 /* SET_MODE_FILTER */, 0, &own.prog);
-	atomic_store(&own_state, r == 0 ? 1 : -1);
-	for (;;)
-		pause();
-	return NULL;
-}
-
 static void force_add_reaches_seccomp_step(void)
 {
 	sw_start(4, 2);
-	pthread_t t;
-	PW_CHECK(pthread_create(&t, NULL, self_confining, NULL) == 0, "create");
-	while (!atomic_load(&own_state))
-		usleep(1000);
-	PW_EQ_LONG(atomic_load(&own_state), 1);
+	pid_t own_tid = sw_start_self_confining();
 	static struct sw_filter f;
 	sw_filter_init(&f, SYS_getppid, ENOTTY);
 	struct procwide_policy p = {
@@ -213,15 +192,15 @@ static void force_add_reaches_seccomp_step(void)
 	/* Without FORCE_ADD: the divergence, at the seccomp step. */
 	PW_EQ_LONG(procwide_apply_policy(&p, NULL, &rep, &step), -ESRCH);
 	PW_EQ_LONG(step, PROCWIDE_STEP_SECCOMP);
-	PW_EQ_LONG(rep.tid, atomic_load(&own_tid));
+	PW_EQ_LONG(rep.tid, own_tid);
 	struct procwide_sec_opts o = {.size = sizeof o, .flags = PROCWIDE_SEC_SECCOMP_FORCE_ADD};
 	PW_CHECK(procwide_apply_policy(&p, &o, &rep, &step) == 0, "step %s: %s",
 		 procwide_policy_step_name(step), rep.message);
 	PW_EQ_LONG(rep.path, PROCWIDE_SEC_PATH_ENGINE);
 	PW_EQ_LONG(rep.verified, 1);
 	PW_EQ_LONG(rep.nthreads, 8);
-	sw_status_is(atomic_load(&own_tid), "Seccomp_filters", "2");
-	PW_EQ_LONG(sw_all_status_except("Seccomp_filters", "1", atomic_load(&own_tid)), 7);
+	sw_status_is(own_tid, "Seccomp_filters", "2");
+	PW_EQ_LONG(sw_all_status_except("Seccomp_filters", "1", own_tid), 7);
 	sw_expect(sw_try_getppid, ENOTTY, "a filtered system call");
 }
 

@@ -61,32 +61,7 @@ static void tsync_copies_nnp_for_root(void)
 }
 
 /* ---- a sibling with its own filter (syd-style per-thread confinement) --- */
-static atomic_int own_state; /* 1: installed */
-static atomic_int own_tid;
-static struct sw_filter own;
-
-static void *self_confining(void *arg)
-{
-	(void)arg;
-	atomic_store(&own_tid, pw_gettid());
-	prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
-	sw_filter_init(&own, SYS_getpgrp, EXDEV);
-	long r = syscall(SYS_seccomp, 1 /* SET_MODE_FILTER */, 0, &own.prog);
-	atomic_store(&own_state, r == 0 ? 1 : -1);
-	for (;;)
-		pause();
-	return NULL;
-}
-
-static pid_t start_self_confining(void)
-{
-	pthread_t t;
-	PW_CHECK(pthread_create(&t, NULL, self_confining, NULL) == 0, "create");
-	while (!atomic_load(&own_state))
-		usleep(1000);
-	PW_EQ_LONG(atomic_load(&own_state), 1);
-	return atomic_load(&own_tid);
-}
+#define start_self_confining sw_start_self_confining
 
 static void divergence_reported(void)
 {
