@@ -117,12 +117,11 @@ static void full_policy_as_root_reaches_blocked_thread(void)
 	full_policy_as_root_with(true);
 }
 
-static void unprivileged_policy(void)
+/* no_new_privs, the ambient set cleared, Landlock's ruleset `ll' and a
+ * seccomp filter (getppid fails with ENOTTY), in one call that must
+ * succeed; returns the step the policy reports. */
+static int apply_full_policy(struct procwide_landlock *ll, struct procwide_sec_report *rep)
 {
-	need_landlock();
-	sw_tree_make("pw-policy");
-	sw_start(4, 3);
-	struct procwide_landlock *ll = ruleset(false); /* /proc denied afterwards */
 	static struct sw_filter f;
 	sw_filter_init(&f, SYS_getppid, ENOTTY);
 	struct procwide_policy p = {
@@ -132,10 +131,20 @@ static void unprivileged_policy(void)
 		.landlock_fd = procwide_landlock_fd(ll),
 		.seccomp_prog = &f.prog,
 	};
-	struct procwide_sec_report rep = {.size = sizeof rep};
 	int step = -1;
-	PW_CHECK(procwide_apply_policy(&p, NULL, &rep, &step) == 0, "step %s: %s",
-		 procwide_policy_step_name(step), rep.message);
+	PW_CHECK(procwide_apply_policy(&p, NULL, rep, &step) == 0, "step %s: %s",
+		 procwide_policy_step_name(step), rep->message);
+	return step;
+}
+
+static void unprivileged_policy(void)
+{
+	need_landlock();
+	sw_tree_make("pw-policy");
+	sw_start(4, 3);
+	struct procwide_landlock *ll = ruleset(false); /* /proc denied afterwards */
+	struct procwide_sec_report rep = {.size = sizeof rep};
+	PW_EQ_LONG(apply_full_policy(ll, &rep), PROCWIDE_STEP_NONE);
 	/* seccomp was verified from status files opened before Landlock. */
 	PW_EQ_LONG(rep.verified, 1);
 	PW_EQ_LONG(rep.nthreads, 8);
@@ -239,20 +248,8 @@ static void unprivileged_policy_reaches_blocked_thread(void)
 			sw_start_blocked(SW_BLOCKED_FUTEX)};
 	sw_expect(sw_open_b, 0, "open outside the ruleset, before");
 	struct procwide_landlock *ll = ruleset(true);
-	static struct sw_filter f;
-	sw_filter_init(&f, SYS_getppid, ENOTTY);
-	struct procwide_policy p = {
-		.size = sizeof p,
-		.apply = PROCWIDE_POLICY_NO_NEW_PRIVS | PROCWIDE_POLICY_AMBIENT_CLEAR |
-			 PROCWIDE_POLICY_LANDLOCK | PROCWIDE_POLICY_SECCOMP,
-		.landlock_fd = procwide_landlock_fd(ll),
-		.seccomp_prog = &f.prog,
-	};
 	struct procwide_sec_report rep = {.size = sizeof rep};
-	int step = -1;
-	PW_CHECK(procwide_apply_policy(&p, NULL, &rep, &step) == 0, "step %s: %s",
-		 procwide_policy_step_name(step), rep.message);
-	PW_EQ_LONG(step, PROCWIDE_STEP_NONE);
+	PW_EQ_LONG(apply_full_policy(ll, &rep), PROCWIDE_STEP_NONE);
 	PW_EQ_LONG(rep.verified, 1);
 	PW_EQ_LONG(rep.nthreads, 11);
 	procwide_landlock_close(ll);
