@@ -344,18 +344,32 @@ func (w *world) finish() {
 	wg.Wait()
 }
 
-func caseNNP() {
-	w := startWorld()
-	n := checkAll("NoNewPrivs", "0", "before")
-	diag("before: NoNewPrivs checked in %d threads", n)
+// nnpCall runs procwide_syscall(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1) through
+// the C side; false (and a failure recorded) if it did not return 0.
+func nnpCall() bool {
 	var r C.struct_go_result
 	C.go_syscall(C.SYS_prctl, C.PR_SET_NO_NEW_PRIVS, 1, &r)
 	if r.ret != 0 {
 		fail("procwide_syscall(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1) = %d, errno %d (%s); procwide_last_error(): %q",
 			int64(r.ret), int(r.err), syscall.Errno(r.err), C.GoString(&r.last_error[0]))
+		return false
 	}
+	return true
+}
+
+// setNNPEverywhere checks that no thread has no_new_privs, sets it with
+// procwide and checks that every thread has it.
+func setNNPEverywhere() {
+	n := checkAll("NoNewPrivs", "0", "before")
+	diag("before: NoNewPrivs checked in %d threads", n)
+	nnpCall()
 	n = checkAll("NoNewPrivs", "1", "after")
 	diag("after: NoNewPrivs checked in %d threads", n)
+}
+
+func caseNNP() {
+	w := startWorld()
+	setNNPEverywhere()
 	w.finish()
 	// Threads created after the call inherit it.
 	checkAll("NoNewPrivs", "1", "after new threads")
@@ -527,16 +541,7 @@ func caseNotify() {
 	case <-time.After(5 * time.Second):
 		fail("the application's own signal %d never reached the Go channel", sig)
 	}
-	n := checkAll("NoNewPrivs", "0", "before")
-	diag("before: NoNewPrivs checked in %d threads", n)
-	var r C.struct_go_result
-	C.go_syscall(C.SYS_prctl, C.PR_SET_NO_NEW_PRIVS, 1, &r)
-	if r.ret != 0 {
-		fail("procwide_syscall(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1) = %d, errno %d (%s); procwide_last_error(): %q",
-			int64(r.ret), int(r.err), syscall.Errno(r.err), C.GoString(&r.last_error[0]))
-	}
-	n = checkAll("NoNewPrivs", "1", "after")
-	diag("after: NoNewPrivs checked in %d threads", n)
+	setNNPEverywhere()
 	select {
 	case got := <-ch:
 		fail("procwide's own delivery reached the Go channel as %v", got)
@@ -576,11 +581,7 @@ func caseBlocked() {
 	diag("thread %d blocks every signal (SigBlk %s) and sleeps in read(2)", tid, blk)
 	n := checkAll("NoNewPrivs", "0", "before")
 	diag("before: NoNewPrivs checked in %d threads", n)
-	var r C.struct_go_result
-	C.go_syscall(C.SYS_prctl, C.PR_SET_NO_NEW_PRIVS, 1, &r)
-	if r.ret != 0 {
-		fail("procwide_syscall(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1) = %d, errno %d (%s); procwide_last_error(): %q",
-			int64(r.ret), int(r.err), syscall.Errno(r.err), C.GoString(&r.last_error[0]))
+	if !nnpCall() {
 		n = checkAll("NoNewPrivs", "0", "after the failed call (nothing may have changed)")
 		diag("after the failed call: NoNewPrivs 0 checked in %d threads", n)
 	} else {
