@@ -147,21 +147,34 @@ static void kill_helper(void)
 	outq.n = 0;
 }
 
+/* Why this process may not trace its own threads, as far as it can tell
+ * before trying: Yama, or a non-dumpable process without CAP_SYS_PTRACE
+ * (procwide never lowers that protection).  0, or -EPERM and `why'. */
+static int ptrace_refused(char *why, size_t whysz)
+{
+	const char *r = NULL;
+	if (yama_scope == 3)
+		r = "Yama's ptrace_scope is 3: ptrace is disabled on this system";
+	else if (yama_scope == 2 && !has_cap(PW_CAP_SYS_PTRACE))
+		r = "Yama's ptrace_scope is 2 and the process lacks CAP_SYS_PTRACE";
+	else if (prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) != 1 && !has_cap(PW_CAP_SYS_PTRACE))
+		r = "the process is not dumpable and lacks CAP_SYS_PTRACE "
+		    "(procwide does not lower that protection)";
+	if (!r)
+		return 0;
+	if (why)
+		snprintf(why, whysz, "%s", r);
+	return -EPERM;
+}
+
 int procwide__inject_possible(void)
 {
 	forget_if_forked();
 	if (inj.helper > 0)
 		return 1; /* a session helper, started with the rights it needs */
-	int cap = -1;
-	if (yama_scope == 3 || (yama_scope == 2 && !(cap = has_cap(PW_CAP_SYS_PTRACE))))
-		return 0;
 	/* The helper inherits the caller's seccomp filters, which may forbid
 	 * ptrace: no way to tell without trying. */
-	if (prctl(PR_GET_SECCOMP, 0, 0, 0, 0) != 0)
-		return 0;
-	if (prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) == 1)
-		return 1;
-	return cap < 0 ? has_cap(PW_CAP_SYS_PTRACE) : cap;
+	return prctl(PR_GET_SECCOMP, 0, 0, 0, 0) == 0 && ptrace_refused(NULL, 0) == 0;
 }
 
 int procwide__inject_begin(uint32_t cap, uint64_t deadline, char *why, size_t whysz)
@@ -177,21 +190,9 @@ int procwide__inject_begin(uint32_t cap, uint64_t deadline, char *why, size_t wh
 		}
 		kill_helper();
 	}
-	if (yama_scope == 3) {
-		snprintf(why, whysz, "Yama's ptrace_scope is 3: ptrace is disabled on this system");
-		return -EPERM;
-	}
-	if (yama_scope == 2 && !has_cap(PW_CAP_SYS_PTRACE)) {
-		snprintf(why, whysz,
-			 "Yama's ptrace_scope is 2 and the process lacks CAP_SYS_PTRACE");
-		return -EPERM;
-	}
-	if (prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) != 1 && !has_cap(PW_CAP_SYS_PTRACE)) {
-		snprintf(why, whysz,
-			 "the process is not dumpable and lacks CAP_SYS_PTRACE "
-			 "(procwide does not lower that protection)");
-		return -EPERM;
-	}
+	int refused = ptrace_refused(why, whysz);
+	if (refused)
+		return refused;
 	int sv[2];
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
 		int e = -errno;
