@@ -963,6 +963,47 @@ static void kill_if_mismatch(const struct pw_request *req)
 					procwide__shared.caller_tid, procwide__shared.expected);
 }
 
+/* Parks every thread (the parked path's phase 1, and the direct path's
+ * fallback): attempts until every thread is parked, stopped or known gone,
+ * growing the tables when threads multiply and starting again with more
+ * patience when an attempt stalls.  0, or the error of the last attempt
+ * (whose threads are still held: the caller releases them). */
+static int gather_all(const struct pw_request *req, struct pw_result *res, uint64_t deadline)
+{
+	uint64_t stall = PW_FIRST_STALL_NS;
+	uint32_t room = 0;
+	for (;;) {
+		int e = prepare(req, res, room);
+		if (e)
+			return e;
+		/* The last attempt runs to the deadline, so that only threads
+		 * that had all of it to answer are reported unreachable. */
+		uint64_t t = now_ns();
+		if (t >= deadline)
+			return -ETIMEDOUT;
+		bool last = deadline - t <= 2 * stall;
+		start_attempt();
+		e = gather(deadline, stall, !last);
+		if (e == -ENOSPC) {
+			/* Threads multiplied during the gather. */
+			abort_all();
+			room = E.reserved * 2;
+			continue;
+		}
+		if (e != PW_STALLED)
+			return e;
+		/* A thread that blocks the signal may be waiting for one that
+		 * is parked: musl's pthread_create and pthread_exit wait for
+		 * the thread-list lock with every application signal blocked,
+		 * and the lock's hand-over wakes one waiter, which may be a
+		 * joiner that procwide has parked.  Nothing has changed yet:
+		 * let everyone run, then try again with more patience. */
+		abort_all();
+		stall *= 2;
+		sched_yield();
+	}
+}
+
 /* ---- the direct path ------------------------------------------------------------ */
 /*
  * The parked gather keeps the promise "an error means nothing changed"; it
@@ -1151,23 +1192,8 @@ static int settle_parked(const struct pw_request *req, struct pw_result *res)
 	E.direct = false;
 	uint64_t deadline = now_ns() + (uint64_t)req->deadline_ms * 1000000u;
 	E.deadline = deadline;
-	uint32_t room = 0;
-	for (;;) {
-		start_attempt();
-		int e = gather(deadline, PW_FIRST_STALL_NS, false);
-		if (e == -ENOSPC) {
-			/* Threads multiplied during the gather; nothing ran in
-			 * this attempt, so it may be given up and grown. */
-			abort_all();
-			room = E.reserved * 2;
-			e = now_ns() < deadline ? prepare(req, res, room) : -ETIMEDOUT;
-			if (!e)
-				continue;
-		}
-		if (!e)
-			e = release(PW_GO, now_ns() + (uint64_t)req->deadline_ms * 1000000u);
-		return e;
-	}
+	int e = gather_all(req, res, deadline);
+	return e ? e : release(PW_GO, now_ns() + (uint64_t)req->deadline_ms * 1000000u);
 }
 
 static void run_direct(const struct pw_request *req, struct pw_result *res)
@@ -1303,8 +1329,6 @@ void procwide__engine_run(const struct pw_request *req, struct pw_result *res)
 	E.inject_failed_tid = 0;
 	E.inject_error = 0;
 	E.inject_all = req->inject_all;
-	uint64_t stall = PW_FIRST_STALL_NS;
-	uint32_t room = 0;
 	E.direct = direct_allowed(req);
 	res->mode = E.direct ? PROCWIDE_MODE_DIRECT : PROCWIDE_MODE_PARKED;
 	/* The direct path sizes its tables from the last call's threads (a
@@ -1313,38 +1337,8 @@ void procwide__engine_run(const struct pw_request *req, struct pw_result *res)
 		run_direct(req, res);
 		goto out;
 	}
-	for (; !E.direct;) {
-		e = prepare(req, res, room);
-		if (e)
-			break;
-		/* The last attempt runs to the deadline, so that only threads
-		 * that had all of it to answer are reported unreachable. */
-		uint64_t t = now_ns();
-		if (t >= deadline) {
-			e = -ETIMEDOUT;
-			break;
-		}
-		bool last = deadline - t <= 2 * stall;
-		start_attempt();
-		e = gather(deadline, stall, !last);
-		if (e == -ENOSPC) {
-			/* Threads multiplied during the gather. */
-			abort_all();
-			room = E.reserved * 2;
-			continue;
-		}
-		if (e != PW_STALLED)
-			break;
-		/* A thread that blocks the signal may be waiting for one that
-		 * is parked: musl's pthread_create and pthread_exit wait for
-		 * the thread-list lock with every application signal blocked,
-		 * and the lock's hand-over wakes one waiter, which may be a
-		 * joiner that procwide has parked.  Nothing has changed yet:
-		 * let everyone run, then try again with more patience. */
-		abort_all();
-		stall *= 2;
-		sched_yield();
-	}
+	if (!E.direct)
+		e = gather_all(req, res, deadline);
 	if (e) {
 		abort_all();
 		/* Unreachable by signal and by ptrace: ptrace's error says more
