@@ -483,9 +483,11 @@ static int check_laggards(void)
 	return 0;
 }
 
-/* Hands every thread that has not answered to the ptrace helper. */
-static int seize_laggards(void)
+/* Hands every thread that has not answered to the ptrace helper; *marked
+ * tells whether there was any. */
+static int seize_laggards(bool *marked)
 {
+	*marked = false;
 	for (uint32_t i = 0; i < E.nused; i++) {
 		enum pw_slot_state st = slot_state(i);
 		if (st != PW_S_SENT && st != PW_S_UNSENT)
@@ -496,6 +498,7 @@ static int seize_laggards(void)
 		    procwide__task_blocks(slot_tid(i), E.signo) == 0)
 			continue;
 		mark_for_seizing(i, st);
+		*marked = true;
 	}
 	publish_want();
 	return seize_marked();
@@ -577,6 +580,20 @@ static long wait_word(_Atomic uint32_t *word, uint32_t val, uint64_t deadline, u
 #define PW_FIRST_STALL_NS 4000000ull
 #define PW_INJECT_AFTER_NS 1000000ull
 
+/* How long a wait without an answer counts as a stall: `base`, or, when
+ * threads answer only slowly (more runnable threads than CPUs, each
+ * answering when its turn comes), four times the mean gap between the
+ * `got` answers of the last `span` ns, up to a cap. */
+#define PW_STALL_CAP_NS 64000000ull
+
+static uint64_t stall_limit(uint64_t base, uint32_t got, uint64_t span)
+{
+	uint64_t slow = got ? 4 * (span / got) : 0;
+	if (slow > PW_STALL_CAP_NS)
+		slow = PW_STALL_CAP_NS;
+	return slow > base ? slow : base;
+}
+
 /* Waits until every thread signalled so far has arrived or is known gone.
  * 0; -ETIMEDOUT at the deadline; PW_STALLED when the attempt stalled and
  * may be given up (`may_retry`); or another -errno.  A stalled thread is
@@ -584,8 +601,9 @@ static long wait_word(_Atomic uint32_t *word, uint32_t val, uint64_t deadline, u
 static int wait_arrivals(uint64_t deadline, uint64_t stall_ns, bool may_retry)
 {
 	uint64_t slice = 1000000; /* 1 ms, doubling while nothing moves */
-	uint32_t seen = atomic_load(&procwide__shared.arrived);
-	uint64_t last_progress = now_ns();
+	uint32_t seen = atomic_load(&procwide__shared.arrived), first = seen;
+	uint64_t start = now_ns(), last_progress = start;
+	uint64_t scan_quiet = 0; /* after a scan that found no thread to seize */
 	for (;;) {
 		uint32_t a = atomic_load(&procwide__shared.arrived);
 		if (a >= atomic_load(&procwide__shared.want) && E.nunsent == 0)
@@ -623,18 +641,28 @@ static int wait_arrivals(uint64_t deadline, uint64_t stall_ns, bool may_retry)
 		/* Threads that do not answer go to the ptrace helper after a
 		 * millisecond without progress; the retry waits longer. */
 		uint64_t quiet = now_ns() - last_progress;
-		if (quiet < (E.may_inject ? PW_INJECT_AFTER_NS : stall_ns))
+		if (quiet < stall_limit(E.may_inject ? PW_INJECT_AFTER_NS : stall_ns, seen - first,
+					last_progress - start) ||
+		    quiet < scan_quiet)
 			goto next;
 		if (!E.may_inject) {
 			if (may_retry)
 				return PW_STALLED;
 			goto next;
 		}
-		e = seize_laggards();
+		bool marked;
+		e = seize_laggards(&marked);
 		if (e == PW_STALLED && !may_retry && !E.direct)
 			e = 0; /* ptrace failed: signals alone until the deadline */
 		if (e)
 			return e;
+		/* Every thread left was waiting for a CPU and takes the signal:
+		 * reading /proc for each of them again soon would take the CPU
+		 * from them (and a caller that uses up its share waits behind
+		 * every runnable thread). */
+		if (!marked)
+			scan_quiet = scan_quiet ? (scan_quiet < PW_STALL_CAP_NS ? 2 * scan_quiet : scan_quiet)
+						: 2 * PW_INJECT_AFTER_NS;
 		last_progress = now_ns();
 	next:
 		if (slice < 64000000)
