@@ -54,7 +54,6 @@ static struct {
 	uint32_t nnew;	   /* threads found by the current sweep */
 	uint32_t nseized;  /* threads stopped by the ptrace helper */
 	uint32_t nkworker; /* io_uring workers found by the helper */
-	uint32_t nvisited; /* tids seen by sweeps (paces the pid samples) */
 	uint32_t nmarked;  /* marked for the helper by the current sweep */
 	uid_t uid;
 	int signo;
@@ -62,11 +61,9 @@ static struct {
 	bool inject_all;   /* ... for every thread, no signal at all */
 	bool direct;	   /* this call takes the direct path */
 	uint64_t patience; /* direct path: a wait without progress, ns */
-	long last_pid;	   /* direct path: ns_last_pid at the last sample */
-	uint64_t last_pid_at;
-	bool pid_wrapped;  /* ... the pid allocator may have gone round */
-	long tid_ahead;	   /* direct path: the lowest tid known in this call
-			      that was above ns_last_pid when it was found */
+	uint64_t ino_at;   /* direct path: when the slots' inode numbers were
+			      last seen to belong to their threads */
+	uint32_t proof;	   /* direct path: proofs made, stamps slots */
 	uint64_t deadline;
 	pid_t inject_failed_tid; /* the thread ptrace could not reach */
 	int inject_error;  /* and the error, kept for the whole call */
@@ -156,9 +153,7 @@ static uint32_t find_tid(pid_t tid, uint32_t *pos)
 	return UINT32_MAX;
 }
 
-static void sample_last_pid(void);
-
-static int new_slot(pid_t tid, uint32_t *out)
+static int new_slot(pid_t tid, uint64_t ino, uint32_t *out)
 {
 	if (E.nused >= E.reserved)
 		return -ENOSPC; /* more threads than reserved: start again */
@@ -170,19 +165,12 @@ static int new_slot(pid_t tid, uint32_t *out)
 	atomic_store_explicit(&s->word, pw_word(E.gen, PW_S_FREE), memory_order_relaxed);
 	atomic_store_explicit(&s->tid, tid, memory_order_relaxed);
 	s->result = 0;
+	s->ino = ino;
+	s->proof = 0;
 	if (idx + 1 > atomic_load_explicit(&procwide__shared.nslots, memory_order_relaxed))
 		atomic_store_explicit(&procwide__shared.nslots, idx + 1, memory_order_release);
 	E.hash[pos] = idx + 1;
 	E.nused++;
-	/* The allocator gives the lowest free id at or above its cursor: an
-	 * id above it comes back as soon as the cursor reaches it.  Above the
-	 * last sample, it is most likely a thread born since: a fresh sample
-	 * tells (only ids still above the cursor are watched). */
-	if (E.direct && tid > E.last_pid) {
-		sample_last_pid();
-		if (tid > E.last_pid && tid < E.tid_ahead)
-			E.tid_ahead = tid;
-	}
 	*out = idx;
 	return 0;
 }
@@ -294,8 +282,6 @@ static void seize_result(uint32_t idx, int e)
 
 static int run_seized_now(void);
 static bool any_runnable(enum pw_slot_state st);
-static void sample_last_pid(void);
-static uint64_t tid_reuse_window_ns(void);
 
 static int seize_marked(void)
 {
@@ -347,11 +333,14 @@ static int seize_marked(void)
 	return E.inject_all ? E.inject_error : PW_STALLED;
 }
 
-/* A list of thread ids kept from one call to the next (allocated after a
- * call, when nothing is held). */
+/* A list of thread ids, with the inode numbers that identify their threads,
+ * kept from one call to the next (allocated after a call, when nothing is
+ * held). */
 struct tid_list {
 	pid_t *tids;
+	uint64_t *inos;
 	uint32_t n, cap;
+	uint64_t at; /* when the inode numbers were last seen to hold */
 };
 
 /* Fills `l` with the tids of this call's slots whose state `keep` accepts;
@@ -361,14 +350,21 @@ static void keep_tids(struct tid_list *l, bool (*keep)(enum pw_slot_state))
 	l->n = 0;
 	if (E.nused > l->cap) {
 		pid_t *t = realloc(l->tids, E.nused * sizeof *t);
-		if (!t)
+		if (t)
+			l->tids = t;
+		uint64_t *in = realloc(l->inos, E.nused * sizeof *in);
+		if (in)
+			l->inos = in;
+		if (!t || !in)
 			return;
-		l->tids = t;
 		l->cap = E.nused;
 	}
 	for (uint32_t i = 0; i < E.nused; i++)
-		if (keep(slot_state(i)))
+		if (keep(slot_state(i))) {
+			l->inos[l->n] = pw_slot_at(i)->ino;
 			l->tids[l->n++] = slot_tid(i);
+		}
+	l->at = E.ino_at;
 }
 
 /* Threads that the last call had to reach through ptrace (they block the
@@ -402,25 +398,35 @@ static void remember_blocking(void)
 		qsort(blocking.tids, blocking.n, sizeof *blocking.tids, cmp_tid);
 }
 
-static int on_tid(pid_t tid, void *ctx)
+/* On the direct path, a slot whose thread ended and whose tid another
+ * thread now has: the inode number differs (see prove_complete).  Only for
+ * states whose counts reach() can redo; an entry whose inode was merely
+ * made again (the dentry evicted) is the same thread, which then runs the
+ * call a second time, as the direct path allows. */
+static bool tid_renewed(uint32_t idx, enum pw_slot_state st, uint64_t ino)
+{
+	return E.direct && (st == PW_S_SENT || st == PW_S_DONE) && pw_slot_at(idx)->ino != ino;
+}
+
+static int on_tid(pid_t tid, uint64_t ino, void *ctx)
 {
 	(void)ctx;
-	/* Signalling thousands of threads takes longer than the pid
-	 * allocator may need to go round: sample it on the way. */
-	if (E.direct && (++E.nvisited & 15) == 0 && now_ns() - E.last_pid_at > tid_reuse_window_ns() / 4)
-		sample_last_pid();
 	uint32_t pos, idx = find_tid(tid, &pos);
 	if (idx != UINT32_MAX) {
-		if (slot_state(idx) != PW_S_GONE)
+		enum pw_slot_state st = slot_state(idx);
+		if (st != PW_S_GONE && !tid_renewed(idx, st, ino))
 			return 0;
 		/* A thread that ended, whose tid a new thread now has (the
 		 * pid space wrapped during the call): a thread of its own. */
+		if (st == PW_S_SENT)
+			E.nsent--; /* its signal died with it */
 		pw_slot_at(idx)->result = 0;
+		pw_slot_at(idx)->ino = ino;
 		slot_set(idx, PW_S_FREE);
 		E.nnew++;
 		return reach(idx);
 	}
-	int e = new_slot(tid, &idx);
+	int e = new_slot(tid, ino, &idx);
 	if (e)
 		return e;
 	E.nnew++;
@@ -506,16 +512,16 @@ static int seize_laggards(bool *marked)
 
 /* ---- phase 1: gather -------------------------------------------------------- */
 
-/* Signals every thread listed in /proc/self/task, or in tids[] when given
+/* Signals every thread listed in /proc/self/task, or in `l` when given
  * (the threads of the call before, see gather_direct). */
-static int sweep_from(const pid_t *tids, uint32_t n)
+static int sweep_from(const struct tid_list *l)
 {
 	E.nnew = 0;
 	atomic_store(&procwide__shared.want, UINT32_MAX); /* no wake-ups while sending */
 	int e = 0;
-	if (tids)
-		for (uint32_t i = 0; i < n && !e; i++)
-			e = on_tid(tids[i], NULL);
+	if (l)
+		for (uint32_t i = 0; i < l->n && !e; i++)
+			e = on_tid(l->tids[i], l->inos[i], NULL);
 	else
 		e = procwide__taskdir_sweep(on_tid, NULL);
 	publish_want();
@@ -528,7 +534,7 @@ static int sweep_from(const pid_t *tids, uint32_t n)
 
 static int sweep(void)
 {
-	return sweep_from(NULL, 0);
+	return sweep_from(NULL);
 }
 
 /* Before sleeping on a futex, the caller spins briefly: a few threads
@@ -612,8 +618,6 @@ static int wait_arrivals(uint64_t deadline, uint64_t stall_ns, bool may_retry)
 			       atomic_load(&procwide__shared.want) - a))
 			continue;
 		long r = wait_word(&procwide__shared.arrived, a, deadline, slice);
-		if (E.direct)
-			sample_last_pid();
 		if (r == -ETIME) {
 			/* The direct path cannot go back: it waits as long as a
 			 * thread it waits for is only waiting for a CPU (threads
@@ -667,10 +671,6 @@ static int wait_arrivals(uint64_t deadline, uint64_t stall_ns, bool may_retry)
 	next:
 		if (slice < 64000000)
 			slice *= 2;
-		/* Samples of the pid allocator, on the direct path, closer
-		 * together than it could go round. */
-		if (E.direct && slice > tid_reuse_window_ns() / 2)
-			slice = tid_reuse_window_ns() / 2 + 1;
 	}
 }
 
@@ -1043,16 +1043,31 @@ static int gather_all(const struct pw_request *req, struct pw_result *res, uint6
  *
  * Without parking, threads that have run the call go on making and ending
  * threads, so "a sweep finds nothing new and the count agrees" proves
- * nothing.  The proof here: read the kernel's count c, then check which
- * known threads are alive (tgkill 0).  Every known thread has run the call
- * by then, and one alive after c was read was alive when it was read; so if
- * c equals the known live threads, no thread unknown to procwide was alive
- * at that instant, and every thread made since descends from one that had
- * run the call (credentials, seccomp filters, Landlock domains,
- * no_new_privs, capabilities and the timer slack are inherited at clone).
- * Otherwise sweep again.  Threads that keep ending faster than the proof can
- * be made leave it unproven a few times over; then every thread is parked
- * after all (a parked thread makes and ends no thread) and runs the call.
+ * nothing.  The proof here: read the kernel's count c, then list
+ * /proc/self/task and count the known threads still listed.  Every known
+ * thread has run the call by then, and one listed after c was read was
+ * alive when it was read; so if c equals the known threads listed, no
+ * thread unknown to procwide was alive at that instant, and every thread
+ * made since descends from one that had run the call (credentials, seccomp
+ * filters, Landlock domains, no_new_privs, capabilities and the timer slack
+ * are inherited at clone).  Otherwise sweep again.  Threads that keep
+ * ending faster than the proof can be made leave it unproven a few times
+ * over; then every thread is parked after all (a parked thread makes and
+ * ends no thread) and runs the call.
+ *
+ * "Known" means the same thread, not only the same tid: a known thread
+ * that ended may leave its tid to a new one, made by a thread that had not
+ * yet run the call.  A listed entry's inode number tells them apart: proc
+ * gives each task directory it instantiates an inode of its own (new_inode
+ * and get_next_ino() in proc_pid_make_inode), tied to the task's struct pid
+ * (pid_revalidate drops the entry once that task is gone), and keeps it
+ * cached while the task lives (pid_delete_dentry).  So an entry listed with
+ * the inode number the slot recorded when its thread was found is that
+ * thread; a different number is another thread (or the same one whose entry
+ * was evicted and made again: signalled again, harmless).  A recycled
+ * number needs get_next_ino()'s 32-bit counter to go all the way round:
+ * 2^32 inodes made, each taking far more than PW_INO_MIN_NS on one CPU; the
+ * numbers are trusted for less time than that takes on every CPU at once.
  */
 #define PW_DIRECT_PROOFS 16
 #define PW_UNPROVEN (-4096 - 2)
@@ -1106,6 +1121,42 @@ static int run_seized_now(void)
 	return 0;
 }
 
+/* How long recorded inode numbers identify threads (see above). */
+#define PW_INO_MIN_NS 20u
+
+static uint64_t ino_trust_ns(void)
+{
+	static uint64_t trust;
+	if (!trust) {
+		long cpus = sysconf(_SC_NPROCESSORS_CONF);
+		trust = (uint64_t)PW_INO_MIN_NS * (1ull << 32) / (uint64_t)(cpus > 0 ? cpus : 1);
+	}
+	return trust;
+}
+
+struct listed {
+	uint32_t known; /* known threads listed, each counted once */
+};
+
+static int count_known(pid_t tid, uint64_t ino, void *ctx)
+{
+	struct listed *l = ctx;
+	uint32_t pos, idx = find_tid(tid, &pos);
+	if (idx == UINT32_MAX)
+		return 0;
+	struct pw_slot *slot = pw_slot_at(idx);
+	enum pw_slot_state st = slot_state(idx);
+	bool ran = st == PW_S_DONE || st == PW_S_INJ_DONE || st == PW_S_ZOMBIE ||
+		   st == PW_S_KWORKER || st == PW_S_CALLER;
+	/* A directory listing may show an entry twice while threads end:
+	 * each slot counts once per proof. */
+	if (!ran || slot->proof == E.proof || (st != PW_S_CALLER && slot->ino != ino))
+		return 0;
+	slot->proof = E.proof;
+	l->known++;
+	return 0;
+}
+
 /* 0 when proven that every live thread has the change, 1 when not (yet). */
 static int prove_complete(void)
 {
@@ -1113,26 +1164,24 @@ static int prove_complete(void)
 	if (count < 0)
 		return (int)count;
 	/* A thread being reaped leaves the count (sig->nr_threads--, in
-	 * __exit_signal) a moment before tgkill stops finding it
+	 * __exit_signal) a moment before it leaves the list
 	 * (__unhash_process), both under tasklist_lock held for writing by
 	 * release_task.  A wait takes that lock for reading (__do_wait), so
 	 * once it returns, every release that had begun when the count was
-	 * read has ended, and such a thread is no longer counted alive below.
-	 * The wait names the caller itself, never a child: it reaps nothing
-	 * and returns ECHILD at once. */
+	 * read has ended, and such a thread is no longer listed below.  The
+	 * wait names the caller itself, never a child: it reaps nothing and
+	 * returns ECHILD at once. */
 	siginfo_t si;
 	if (pw_sys6(SYS_waitid, P_PID, procwide__shared.caller_tid, (long)&si,
 		    WEXITED | WNOHANG | __WALL, 0, 0) != -ECHILD)
 		return 1; /* not the wait meant: no proof */
-	long alive = 0;
-	for (uint32_t i = 0; i < E.nused; i++) {
-		enum pw_slot_state st = slot_state(i);
-		if (st == PW_S_CALLER)
-			alive++;
-		else if (st != PW_S_GONE && pw_tgkill(procwide__shared.pid, slot_tid(i), 0) == 0)
-			alive++;
-	}
-	return count == alive ? 0 : 1;
+	if (++E.proof == 0)
+		E.proof = 1;
+	struct listed l = {0};
+	int e = procwide__taskdir_sweep(count_known, &l);
+	if (e)
+		return e;
+	return count == (long)l.known ? 0 : 1;
 }
 
 /* More slots than reserved: no thread is held (the helper's batches are
@@ -1151,50 +1200,15 @@ static int grow_direct(const struct pw_request *req, struct pw_result *res)
 	return 0;
 }
 
-/* A known thread that ended, its id reused by a thread made by one that
- * had not run the call, would pass for the one that ran it.  The pid
- * allocator hands out the lowest free id at or above its cursor
- * (idr_alloc_cyclic), so a known id comes back only once the cursor
- * reaches it: for an id above the cursor when it was found, as soon as
- * ns_last_pid reaches it; for one below, once the cursor has gone round
- * (ns_last_pid goes down) -- or all the way round between two samples,
- * which takes pid_max allocations, and no CPU makes a thread or process in
- * less than a microsecond.  So the direct path samples it at least this
- * often, and settles by parking when an id may have come back. */
-static uint64_t tid_reuse_window_ns(void)
-{
-	static uint64_t window;
-	if (!window) {
-		long cpus = sysconf(_SC_NPROCESSORS_CONF);
-		window = (uint64_t)(procwide__pid_max() - 300) * 1000u / (uint64_t)(cpus > 0 ? cpus : 1);
-		if (!window)
-			window = 1;
-	}
-	return window;
-}
-
-/* Notes whether the pid allocator may have gone round since the last
- * sample: its last pid went down, or the samples are too far apart to
- * tell, or it cannot be read. */
-static void sample_last_pid(void)
-{
-	uint64_t t = now_ns();
-	long cur = procwide__last_pid();
-	if (cur < 0 || cur < E.last_pid || cur >= E.tid_ahead ||
-	    t - E.last_pid_at >= tid_reuse_window_ns())
-		E.pid_wrapped = true;
-	E.last_pid = cur;
-	E.last_pid_at = t;
-}
-
 static int gather_direct(const struct pw_request *req, struct pw_result *res)
 {
-	E.last_pid = procwide__last_pid();
-	E.last_pid_at = now_ns();
-	E.pid_wrapped = E.last_pid < 0;
-	E.tid_ahead = LONG_MAX;
+	/* The last call's threads, unless their inode numbers are too old to
+	 * be trusted: then from /proc, which records fresh ones. */
+	uint64_t t = now_ns();
+	bool use_known = known.n && t - known.at < ino_trust_ns();
+	E.ino_at = use_known ? known.at : t;
 	for (unsigned proofs = 0;;) {
-		int e = proofs == 0 && known.n ? sweep_from(known.tids, known.n) : sweep();
+		int e = proofs == 0 && use_known ? sweep_from(&known) : sweep();
 		if (e == -ENOSPC)
 			e = grow_direct(req, res);
 		if (!e)
@@ -1203,8 +1217,8 @@ static int gather_direct(const struct pw_request *req, struct pw_result *res)
 			return e;
 		if ((e = prove_complete()) < 0)
 			return e;
-		sample_last_pid();
-		if (E.pid_wrapped)
+		/* A call longer than recorded inode numbers can be trusted. */
+		if (now_ns() - E.ino_at >= ino_trust_ns())
 			return PW_UNPROVEN;
 		if (e == 0)
 			return 0;
@@ -1218,6 +1232,7 @@ static int gather_direct(const struct pw_request *req, struct pw_result *res)
 static int settle_parked(const struct pw_request *req, struct pw_result *res)
 {
 	E.direct = false;
+	E.ino_at = now_ns(); /* the gather records fresh inode numbers */
 	uint64_t deadline = now_ns() + (uint64_t)req->deadline_ms * 1000000u;
 	E.deadline = deadline;
 	int e = gather_all(req, res, deadline);
@@ -1358,6 +1373,7 @@ void procwide__engine_run(const struct pw_request *req, struct pw_result *res)
 	E.inject_error = 0;
 	E.inject_all = req->inject_all;
 	E.direct = direct_allowed(req);
+	E.ino_at = t0; /* sweeps record inode numbers from now on */
 	res->mode = E.direct ? PROCWIDE_MODE_DIRECT : PROCWIDE_MODE_PARKED;
 	/* The direct path sizes its tables from the last call's threads (a
 	 * count read costs a system call; more threads grow the tables). */

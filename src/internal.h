@@ -21,14 +21,11 @@ PW_HIDDEN void procwide__unlock(void);
 /* Opens /proc/self/task (again after a fork) and checks that the descriptor
  * is still the one procwide opened; 0 or -errno. */
 PW_HIDDEN int procwide__taskdir_ensure(pid_t pid);
-/* Calls fn for every tid listed; 0, or -errno (from the directory or fn). */
-PW_HIDDEN int procwide__taskdir_sweep(int (*fn)(pid_t tid, void *ctx), void *ctx);
+/* Calls fn for every tid listed, with the inode number of its entry; 0, or
+ * -errno (from the directory or fn). */
+PW_HIDDEN int procwide__taskdir_sweep(int (*fn)(pid_t tid, uint64_t ino, void *ctx), void *ctx);
 /* Threads the kernel counts now (st_nlink - 2), or -errno. */
 PW_HIDDEN long procwide__taskdir_count(void);
-/* /proc/sys/kernel/pid_max as read at load time (301 if unknown). */
-PW_HIDDEN long procwide__pid_max(void);
-/* The last pid the kernel allocated in this pid namespace, -1 if unknown. */
-PW_HIDDEN long procwide__last_pid(void);
 /* The state letter of a thread ('R', 'S', 'Z', ...), 0 if unknown. */
 PW_HIDDEN char procwide__task_state(pid_t tid);
 /* The kernel's task flags (field 9 of stat), 0 if unknown. */

@@ -81,53 +81,9 @@ static int open_taskdir(pid_t pid)
 	return 0;
 }
 
-/* The kernel's pid_max when the library was loaded (the smallest value it
- * allows, 301, if it could not be read: the most cautious answer). */
-static long pid_max = 301;
-
-static void read_pid_max(void)
-{
-	int fd = open("/proc/sys/kernel/pid_max", O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return;
-	char buf[24];
-	ssize_t n = read(fd, buf, sizeof buf - 1);
-	close(fd);
-	if (n <= 0)
-		return;
-	buf[n] = '\0';
-	long v = strtol(buf, NULL, 10);
-	if (v > pid_max)
-		pid_max = v;
-}
-
-long procwide__pid_max(void)
-{
-	return pid_max;
-}
-
-/* /proc/sys/kernel/ns_last_pid, opened at load time like the task
- * directory (a sandbox may forbid opening it later; a forked child shares
- * the open file, which shows the same pid namespace). */
-static int last_pid_fd = -1;
-
-long procwide__last_pid(void)
-{
-	char buf[24];
-	if (last_pid_fd < 0)
-		return -1;
-	ssize_t n = pread(last_pid_fd, buf, sizeof buf - 1, 0);
-	if (n <= 0)
-		return -1;
-	buf[n] = '\0';
-	return strtol(buf, NULL, 10);
-}
-
 __attribute__((constructor)) static void pw_threads_init(void)
 {
 	open_taskdir(getpid());
-	read_pid_max();
-	last_pid_fd = open("/proc/sys/kernel/ns_last_pid", O_RDONLY | O_CLOEXEC);
 }
 
 int procwide__taskdir_ensure(pid_t pid)
@@ -140,7 +96,7 @@ int procwide__taskdir_ensure(pid_t pid)
 	return e == -EACCES || e == -EPERM ? -EACCES : e;
 }
 
-int procwide__taskdir_sweep(int (*fn)(pid_t tid, void *ctx), void *ctx)
+int procwide__taskdir_sweep(int (*fn)(pid_t tid, uint64_t ino, void *ctx), void *ctx)
 {
 	/* 16 KiB holds about 700 entries: a few system calls even for
 	 * thousands of threads, and small enough for any stack. */
@@ -164,7 +120,7 @@ int procwide__taskdir_sweep(int (*fn)(pid_t tid, void *ctx), void *ctx)
 				tid = tid * 10 + (*p - '0');
 			if (*p != '\0')
 				continue;
-			int e = fn((pid_t)tid, ctx);
+			int e = fn((pid_t)tid, d->d_ino, ctx);
 			if (e)
 				return e;
 		}

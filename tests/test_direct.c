@@ -27,8 +27,6 @@ static char name[16];
  * blocked), or one that did not get a CPU within a millisecond on a loaded
  * machine, is reached that way, and the call after is then parked. */
 static bool last_used_ptrace;
-/* Calls that took the direct path and were completed by parking. */
-static unsigned last_settled;
 
 /* The path the next call with the kill policy takes, by the rule. */
 static int next_mode(void)
@@ -46,7 +44,6 @@ static int set_names(const char *to, const struct procwide_opts *opts, int want_
 	PW_EQ_LONG(procwide_run(&call, opts, &rep), want_ret);
 	/* Completed by parking or not, the call took the direct path. */
 	int mode = rep.mode == PROCWIDE_MODE_DIRECT_THEN_PARKED ? PROCWIDE_MODE_DIRECT : rep.mode;
-	last_settled += rep.mode == PROCWIDE_MODE_DIRECT_THEN_PARKED;
 	last_used_ptrace = false;
 	for (size_t i = 0; i < rep.nthreads; i++)
 		last_used_ptrace |= rep.threads[i].path == PROCWIDE_PATH_PTRACE;
@@ -266,15 +263,80 @@ static void seccomp_filter_or_non_dumpable_keep_it_parked(void)
 	pw_idle_stop(idle);
 }
 
-/* Moves the pid allocator's cursor back and forth, as a wrap would. */
-static atomic_bool stop_moving;
+/* A thread that has run the call ends, and a thread made by one that had
+ * not yet run it is given the same tid (ns_last_pid set just below it).
+ * The direct path's proof must not take the newcomer for the thread that
+ * ran the call: the newcomer gets the call, on the direct path. */
+#define PW_NEWCOMERS 8
 
-static void *move_cursor(void *arg)
+static struct {
+	pthread_t leaver;
+	_Atomic pid_t leaver_tid;
+	char target[16];
+	pid_t newcomer_tid[PW_NEWCOMERS];
+	pthread_t newcomer[PW_NEWCOMERS];
+	atomic_int nnew;
+	_Atomic bool reused_unchanged; /* a newcomer with the leaver's tid was
+					  born without the change */
+	_Atomic bool release;
+} R;
+
+static bool named(const char *want)
+{
+	char cur[16] = "";
+	prctl(PR_GET_NAME, cur, 0, 0, 0);
+	return strcmp(cur, want) == 0;
+}
+
+static void *leaver(void *arg)
 {
 	(void)arg;
+	atomic_store(&R.leaver_tid, (pid_t)syscall(SYS_gettid));
+	while (!named(R.target))
+		usleep(20);
+	return NULL; /* ends as soon as it has run the call */
+}
+
+static void *newcomer(void *arg)
+{
+	int i = (int)(intptr_t)arg;
+	pid_t me = (pid_t)syscall(SYS_gettid);
+	if (me == atomic_load(&R.leaver_tid) && !named(R.target))
+		atomic_store(&R.reused_unchanged, true);
+	R.newcomer_tid[i] = me;
+	while (!atomic_load(&R.release))
+		usleep(1000);
+	return NULL;
+}
+
+/* Blocks every signal (procwide reaches it through ptrace, a millisecond
+ * after the others have answered), and meanwhile makes threads with the
+ * leaver's tid as soon as it is free. */
+static void *maker(void *arg)
+{
+	(void)arg;
+	sigset_t all;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, NULL);
+	pthread_join(R.leaver, NULL);
+	pid_t x = atomic_load(&R.leaver_tid);
 	int fd = open("/proc/sys/kernel/ns_last_pid", O_WRONLY);
-	while (fd >= 0 && !atomic_load(&stop_moving)) {
-		if (pwrite(fd, "60", 2, 0) < 0 || pwrite(fd, "2", 1, 0) < 0)
+	char below[16];
+	int len = snprintf(below, sizeof below, "%d", (int)x - 1);
+	for (int i = 0; i < PW_NEWCOMERS && fd >= 0; i++) {
+		/* The tid is freed when the thread is reaped, a moment after
+		 * the join returns. */
+		while (syscall(SYS_tgkill, getpid(), x, 0) == 0)
+			sched_yield();
+		if (pwrite(fd, below, (size_t)len, 0) != len)
+			break;
+		R.newcomer_tid[i] = 0;
+		if (pthread_create(&R.newcomer[i], NULL, newcomer, (void *)(intptr_t)i) != 0)
+			break;
+		atomic_fetch_add(&R.nnew, 1);
+		while (!((volatile pid_t *)R.newcomer_tid)[i])
+			sched_yield();
+		if (R.newcomer_tid[i] == x)
 			break;
 	}
 	if (fd >= 0)
@@ -282,43 +344,66 @@ static void *move_cursor(void *arg)
 	return NULL;
 }
 
-static int settle_in_own_pid_namespace(void)
+static int reuse_in_own_pid_namespace(void)
 {
-	/* A /proc of this pid namespace, in a mount namespace of its own. */
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 ||
 	    mount("proc", "/proc", "proc", 0, NULL) != 0)
 		return 20;
-	struct pw_idle *idle = pw_idle_start(3);
-	PW_EQ_LONG(set_names("pw-one", NULL, 0), PROCWIDE_MODE_PARKED);
-	pthread_t mover;
-	PW_CHECK(pthread_create(&mover, NULL, move_cursor, NULL) == 0, "create");
-	last_settled = 0;
-	for (int i = 0; i < 60; i++) {
-		char to[16];
-		snprintf(to, sizeof to, "pw-%d", i);
-		int want = next_mode();
-		PW_EQ_LONG(set_names(to, NULL, 0), want); /* every thread checked */
+	struct pw_idle *idle = pw_idle_start(2);
+	unsigned exercised = 0;
+	for (int round = 0; round < 20 && exercised < 3; round++) {
+		memset(&R, 0, sizeof R);
+		snprintf(R.target, sizeof R.target, "pw-r%d-b", round);
+		PW_CHECK(pthread_create(&R.leaver, NULL, leaver, NULL) == 0, "leaver");
+		while (!atomic_load(&R.leaver_tid))
+			sched_yield();
+		/* Signals alone: the next call takes the direct path. */
+		char first[16];
+		snprintf(first, sizeof first, "pw-r%d-a", round);
+		PW_EQ_LONG(procwide_syscall(SYS_prctl, PR_SET_NAME, (long)first, 0, 0, 0, 0), 0);
+		pthread_t m;
+		PW_CHECK(pthread_create(&m, NULL, maker, NULL) == 0, "maker");
+		struct procwide_call call = {.nr = SYS_prctl, .args = {PR_SET_NAME, (long)R.target}};
+		struct procwide_report rep = {.size = sizeof rep};
+		PW_EQ_LONG(procwide_run(&call, NULL, &rep), 0);
+		int mode = rep.mode;
+		procwide_report_release(&rep);
+		pthread_join(m, NULL);
+		int n = atomic_load(&R.nnew);
+		/* Every thread made before the call returned has the change,
+		 * newcomers included. */
+		for (int i = 0; i < n; i++) {
+			char got[32];
+			PW_CHECK(pw_task_comm(R.newcomer_tid[i], got, sizeof got), "comm");
+			PW_CHECK(strcmp(got, R.target) == 0,
+				 "newcomer %d (tid %d, the leaver's: %s) is named %s, not %s", i,
+				 R.newcomer_tid[i],
+				 R.newcomer_tid[i] == R.leaver_tid ? "yes" : "no", got, R.target);
+		}
+		if (atomic_load(&R.reused_unchanged)) {
+			/* Told apart by the proof, not settled by parking. */
+			PW_EQ_LONG(mode, PROCWIDE_MODE_DIRECT);
+			exercised++;
+		}
+		atomic_store(&R.release, true);
+		for (int i = 0; i < n; i++)
+			pthread_join(R.newcomer[i], NULL);
 	}
-	atomic_store(&stop_moving, true);
-	pthread_join(mover, NULL);
-	pw_diag("%u of 60 direct calls were completed by parking", last_settled);
-	PW_CHECK(last_settled > 0, "the allocator went back and no call noticed");
+	pw_diag("%u rounds had a thread without the call take a finished thread's tid", exercised);
+	PW_CHECK(exercised > 0, "no round reused the tid before the maker was reached");
 	pw_idle_stop(idle);
 	return 0;
 }
 
-/* A thread id known to a direct call may come back to a new thread once
- * the pid allocator goes round (or its cursor passes the id): the call is
- * then completed by parking, every thread still changed. */
-static void pid_allocator_going_back_settles_by_parking(void)
+static void reused_tid_is_told_apart(void)
 {
 	if (getuid() != 0)
-		pw_skip("moving ns_last_pid needs root (CAP_CHECKPOINT_RESTORE) in a new pid namespace");
+		pw_skip("setting ns_last_pid needs root (CAP_CHECKPOINT_RESTORE) in a new pid namespace");
 	PW_CHECK(unshare(CLONE_NEWPID | CLONE_NEWNS) == 0, "unshare: %s", strerror(errno));
 	pid_t child = fork();
 	PW_CHECK(child >= 0, "fork");
 	if (child == 0)
-		_exit(settle_in_own_pid_namespace());
+		_exit(reuse_in_own_pid_namespace());
 	int st;
 	PW_CHECK(waitpid(child, &st, 0) == child, "waitpid");
 	PW_CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child status %#x", st);
@@ -334,7 +419,7 @@ int main(int argc, char **argv)
 		PW_CASE_T(unreachable_after_others_ran_kills, 30),
 		PW_CASE(calls_that_could_stop_the_caller_stay_parked),
 		PW_CASE(seccomp_filter_or_non_dumpable_keep_it_parked),
-		PW_CASE_T(pid_allocator_going_back_settles_by_parking, 60),
+		PW_CASE_T(reused_tid_is_told_apart, 60),
 	};
 	return pw_main(argc, argv, cases, sizeof cases / sizeof cases[0]);
 }
