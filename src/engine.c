@@ -60,6 +60,7 @@ static struct {
 	bool may_inject;   /* the ptrace helper may be used */
 	bool inject_all;   /* ... for every thread, no signal at all */
 	bool direct;	   /* this call takes the direct path */
+	bool reprobe;	   /* check again which known threads block the signal */
 	uint64_t patience; /* direct path: a wait without progress, ns */
 	uint64_t ino_at;   /* direct path: when the slots' inode numbers were
 			      last seen to belong to their threads */
@@ -380,9 +381,17 @@ static int cmp_tid(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
+/* Every PW_REPROBE_EVERY-th call looks again at whether such a thread still
+ * blocks the signal (a runtime may block signals only while it starts, and
+ * a thread can be reached through ptrace once for being slow): one that no
+ * longer does is signalled, and the process can go back to signals alone. */
+#define PW_REPROBE_EVERY 16u
+
 static bool known_blocking(pid_t tid)
 {
-	return blocking.n && bsearch(&tid, blocking.tids, blocking.n, sizeof tid, cmp_tid);
+	if (!blocking.n || !bsearch(&tid, blocking.tids, blocking.n, sizeof tid, cmp_tid))
+		return false;
+	return !E.reprobe || procwide__task_blocks(tid, E.signo) != 0;
 }
 
 /* io_uring workers too: the helper tells them at once. */
@@ -489,19 +498,28 @@ static int check_laggards(void)
 	return 0;
 }
 
-/* Hands every thread that has not answered to the ptrace helper; *marked
- * tells whether there was any. */
-static int seize_laggards(bool *marked)
+/* Hands every thread that has not answered to the ptrace helper, after
+ * `quiet` ns without an answer; *marked tells whether there was any.
+ *
+ * A runnable thread is only waiting for a CPU.  It answers once it runs
+ * unless it blocks the signal -- and blocking it right now may be brief:
+ * a thread preempted in procwide's own handler (the last call's, whose
+ * signal stays blocked until the handler returns) or in glibc's
+ * pthread_create (a new thread starts with every signal blocked).  Seized
+ * then, it would also join the threads the next calls seize at once.  So a
+ * runnable thread is left to the signal for PW_RUNNABLE_GRACE_NS, and then
+ * only if its mask lets the signal in. */
+#define PW_RUNNABLE_GRACE_NS 20000000ull
+
+static int seize_laggards(uint64_t quiet, bool *marked)
 {
 	*marked = false;
 	for (uint32_t i = 0; i < E.nused; i++) {
 		enum pw_slot_state st = slot_state(i);
 		if (st != PW_S_SENT && st != PW_S_UNSENT)
 			continue;
-		/* A thread that takes the signal and is only waiting for a CPU
-		 * will answer: leave it to the signal. */
 		if (st == PW_S_SENT && procwide__task_state(slot_tid(i)) == 'R' &&
-		    procwide__task_blocks(slot_tid(i), E.signo) == 0)
+		    (quiet < PW_RUNNABLE_GRACE_NS || procwide__task_blocks(slot_tid(i), E.signo) == 0))
 			continue;
 		mark_for_seizing(i, st);
 		*marked = true;
@@ -655,7 +673,7 @@ static int wait_arrivals(uint64_t deadline, uint64_t stall_ns, bool may_retry)
 			goto next;
 		}
 		bool marked;
-		e = seize_laggards(&marked);
+		e = seize_laggards(quiet, &marked);
 		if (e == PW_STALLED && !may_retry && !E.direct)
 			e = 0; /* ptrace failed: signals alone until the deadline */
 		if (e)
@@ -1373,6 +1391,8 @@ void procwide__engine_run(const struct pw_request *req, struct pw_result *res)
 	E.inject_error = 0;
 	E.inject_all = req->inject_all;
 	E.direct = direct_allowed(req);
+	static unsigned ncalls;
+	E.reprobe = ++ncalls % PW_REPROBE_EVERY == 0;
 	E.ino_at = t0; /* sweeps record inode numbers from now on */
 	res->mode = E.direct ? PROCWIDE_MODE_DIRECT : PROCWIDE_MODE_PARKED;
 	/* The direct path sizes its tables from the last call's threads (a

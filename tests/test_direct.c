@@ -150,6 +150,60 @@ static void new_blocking_thread_reached_through_ptrace(void)
 	pw_idle_stop(idle);
 }
 
+/* A thread that blocks every signal only for a while (a runtime starting
+ * up) is reached through ptrace meanwhile, and the calls after seize it at
+ * once; every 16th call looks again, so once it takes signals the process
+ * goes back to signals alone, and then to the direct path. */
+static atomic_bool unblock, unblocked, stop_it;
+static _Atomic pid_t for_a_while_tid;
+
+static void *blocks_for_a_while(void *arg)
+{
+	(void)arg;
+	sigset_t set;
+	sigfillset(&set);
+	pthread_sigmask(SIG_SETMASK, &set, NULL);
+	atomic_store(&for_a_while_tid, (pid_t)syscall(SYS_gettid));
+	while (!atomic_load(&unblock))
+		usleep(1000);
+	sigemptyset(&set);
+	pthread_sigmask(SIG_SETMASK, &set, NULL);
+	atomic_store(&unblocked, true);
+	while (!atomic_load(&stop_it))
+		usleep(1000);
+	return NULL;
+}
+
+static void thread_that_stops_blocking_goes_back_to_signals(void)
+{
+	struct pw_idle *idle = pw_idle_start(2);
+	PW_EQ_LONG(set_names("pw-one", NULL, 0), PROCWIDE_MODE_PARKED);
+	pthread_t t;
+	PW_CHECK(pthread_create(&t, NULL, blocks_for_a_while, NULL) == 0, "create");
+	while (!atomic_load(&for_a_while_tid))
+		usleep(100);
+	int want = next_mode();
+	PW_EQ_LONG(set_names("pw-two", NULL, 0), want);
+	PW_CHECK(last_used_ptrace, "the blocking thread was not reached through ptrace");
+	PW_EQ_LONG(set_names("pw-three", NULL, 0), PROCWIDE_MODE_PARKED);
+	PW_CHECK(last_used_ptrace, "a known blocking thread was signalled at once");
+	atomic_store(&unblock, true);
+	while (!atomic_load(&unblocked))
+		usleep(100);
+	int calls = 0;
+	while (last_used_ptrace && calls < 40) {
+		char to[16];
+		snprintf(to, sizeof to, "pw-x%d", calls++);
+		PW_EQ_LONG(set_names(to, NULL, 0), PROCWIDE_MODE_PARKED);
+	}
+	PW_CHECK(!last_used_ptrace && calls <= 16, "still reached through ptrace after %d calls",
+		 calls);
+	PW_EQ_LONG(set_names("pw-last", NULL, 0), PROCWIDE_MODE_DIRECT);
+	atomic_store(&stop_it, true);
+	pthread_join(t, NULL);
+	pw_idle_stop(idle);
+}
+
 /* The child: a direct call whose blocked thread a "debugger" holds. */
 static void unreachable_child(int errfd)
 {
@@ -416,6 +470,7 @@ int main(int argc, char **argv)
 		PW_CASE(flags_and_report_policy_keep_it_parked),
 		PW_CASE(caller_failure_changes_nothing),
 		PW_CASE(new_blocking_thread_reached_through_ptrace),
+		PW_CASE(thread_that_stops_blocking_goes_back_to_signals),
 		PW_CASE_T(unreachable_after_others_ran_kills, 30),
 		PW_CASE(calls_that_could_stop_the_caller_stay_parked),
 		PW_CASE(seccomp_filter_or_non_dumpable_keep_it_parked),
