@@ -1,13 +1,17 @@
 /* bench_inject: the cost of reaching threads through the ptrace helper.
  *
  * Rows, each the median of REPS calls of procwide_run(setresuid(-1,-1,-1)):
- *   signal      N idle threads that take signals (the fast path)
- *   blocked     N idle threads that block every signal: each call forks
- *               the helper, which stops and runs the call in every one
- *   ptrace-all  N idle threads reached through ptrace by request
+ *   signal      N idle threads that take signals (the direct path)
+ *   parked      the same N, parked path (PROCWIDE_ATOMIC): the path every
+ *               call takes in a process with a thread that blocks signals
+ *   ptrace-all  the same N reached through ptrace by request
  *               (PROCWIDE_PTRACE_ALL), no signal at all
- * and the cost per injected thread: (blocked - signal) / N, and
- * ptrace-all / N.  Run by hand: build/bench/bench_inject [N] [REPS]. */
+ *   blocked     N more idle threads that block every signal: each call
+ *               forks the helper, which stops and runs the call in each
+ * and the cost per injected thread: ptrace-all / N, and (blocked - parked)
+ * / N, what the blocking threads add to a call that parks the others (also
+ * shown over the signal row).  Run by hand: build/bench/bench_inject [N]
+ * [REPS]. */
 #include <procwide.h>
 
 #include <pthread.h>
@@ -85,13 +89,15 @@ int main(int argc, char **argv)
 	printf("machine: %ld CPUs, %s %s\n", sysconf(_SC_NPROCESSORS_ONLN), u.sysname, u.release);
 	start(n, 0);
 	double sig = median_us(0, reps);
+	double parked = median_us(PROCWIDE_ATOMIC, reps);
 	double all = median_us(PROCWIDE_PTRACE_ALL, reps);
 	start(n, 1); /* now n take signals and n block every signal */
 	double mixed = median_us(0, reps);
 	printf("%-34s %10.1f\n", "signal: N idle threads", sig);
+	printf("%-34s %10.1f\n", "parked: the same N, parked path", parked);
 	printf("%-34s %10.1f  (%.1f us per thread)\n", "ptrace-all: the same N, no signal", all,
 	       all / n);
-	printf("%-34s %10.1f  (%.1f us per blocked thread over the signal row)\n",
-	       "blocked: + N blocking every signal", mixed, (mixed - sig) / n);
+	printf("%-34s %10.1f  (%.1f us per blocked thread over the parked row, %.1f over the signal row)\n",
+	       "blocked: + N blocking every signal", mixed, (mixed - parked) / n, (mixed - sig) / n);
 	return 0;
 }
