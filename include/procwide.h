@@ -164,9 +164,9 @@ struct procwide_opts {
  * that record).  So the first call of a process is parked, as is every call
  * of a process whose threads block the signal, every call that changes ids,
  * capabilities, seccomp filters or Landlock domains, and every other call
- * not on the list.  A direct call that lasts longer than those inode
- * numbers can be trusted (2^32 inodes made at 20 ns each, on every CPU at
- * once: 43 s on 2 CPUs) is settled by parking too.
+ * not on the list.  A direct call that lasts longer than the machine's
+ * 32-bit inode counter could take to go round (2^32 inodes made at 20 ns
+ * each, on every CPU at once: 43 s on 2 CPUs) is settled by parking too.
  */
 enum procwide_mode {
 	PROCWIDE_MODE_PARKED = 0,

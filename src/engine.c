@@ -62,8 +62,7 @@ static struct {
 	bool direct;	   /* this call takes the direct path */
 	bool reprobe;	   /* check again which known threads block the signal */
 	uint64_t patience; /* direct path: a wait without progress, ns */
-	uint64_t ino_at;   /* direct path: when the slots' inode numbers were
-			      last seen to belong to their threads */
+	uint64_t started;  /* when the call began */
 	uint32_t proof;	   /* direct path: proofs made, stamps slots */
 	uint64_t deadline;
 	pid_t inject_failed_tid; /* the thread ptrace could not reach */
@@ -341,7 +340,6 @@ struct tid_list {
 	pid_t *tids;
 	uint64_t *inos;
 	uint32_t n, cap;
-	uint64_t at; /* when the inode numbers were last seen to hold */
 };
 
 /* Fills `l` with the tids of this call's slots whose state `keep` accepts;
@@ -365,7 +363,6 @@ static void keep_tids(struct tid_list *l, bool (*keep)(enum pw_slot_state))
 			l->inos[l->n] = pw_slot_at(i)->ino;
 			l->tids[l->n++] = slot_tid(i);
 		}
-	l->at = E.ino_at;
 }
 
 /* Threads that the last call had to reach through ptrace (they block the
@@ -407,6 +404,10 @@ static void remember_blocking(void)
 		qsort(blocking.tids, blocking.n, sizeof *blocking.tids, cmp_tid);
 }
 
+/* proc lists an entry it could not instantiate (the task is being unhashed,
+ * or memory ran out) with inode number 1: it identifies nothing. */
+#define PW_INO_NONE 1u
+
 /* On the direct path, a slot whose thread ended and whose tid another
  * thread now has: the inode number differs (see prove_complete).  Only for
  * states whose counts reach() can redo; an entry whose inode was merely
@@ -414,13 +415,16 @@ static void remember_blocking(void)
  * call a second time, as the direct path allows. */
 static bool tid_renewed(uint32_t idx, enum pw_slot_state st, uint64_t ino)
 {
-	return E.direct && (st == PW_S_SENT || st == PW_S_DONE) && pw_slot_at(idx)->ino != ino;
+	return E.direct && (st == PW_S_SENT || st == PW_S_DONE) && ino > PW_INO_NONE &&
+	       pw_slot_at(idx)->ino != ino;
 }
 
+/* ctx non-NULL: only renew known slots, leave new tids to the next sweep. */
 static int on_tid(pid_t tid, uint64_t ino, void *ctx)
 {
-	(void)ctx;
 	uint32_t pos, idx = find_tid(tid, &pos);
+	if (idx == UINT32_MAX && ctx)
+		return 0;
 	if (idx != UINT32_MAX) {
 		enum pw_slot_state st = slot_state(idx);
 		if (st != PW_S_GONE && !tid_renewed(idx, st, ino))
@@ -657,7 +661,12 @@ static int wait_arrivals(uint64_t deadline, uint64_t stall_ns, bool may_retry)
 				deadline = E.deadline = last_progress + E.patience;
 			continue;
 		}
-		int e = check_laggards();
+		/* On the direct path a thread may end with the signal pending
+		 * and leave its tid to a new thread, which tgkill and /proc's
+		 * state would take for it: its entry's inode number tells. */
+		int e = E.direct ? procwide__taskdir_sweep(on_tid, &E) : 0;
+		if (!e)
+			e = check_laggards();
 		if (e)
 			return e;
 		/* Threads that do not answer go to the ptrace helper after a
@@ -1074,18 +1083,30 @@ static int gather_all(const struct pw_request *req, struct pw_result *res, uint6
  * ends no thread) and runs the call.
  *
  * "Known" means the same thread, not only the same tid: a known thread
- * that ended may leave its tid to a new one, made by a thread that had not
- * yet run the call.  A listed entry's inode number tells them apart: proc
- * gives each task directory it instantiates an inode of its own (new_inode
- * and get_next_ino() in proc_pid_make_inode), tied to the task's struct pid
- * (pid_revalidate drops the entry once that task is gone), and keeps it
- * cached while the task lives (pid_delete_dentry).  So an entry listed with
- * the inode number the slot recorded when its thread was found is that
- * thread; a different number is another thread (or the same one whose entry
- * was evicted and made again: signalled again, harmless).  A recycled
- * number needs get_next_ino()'s 32-bit counter to go all the way round:
- * 2^32 inodes made, each taking far more than PW_INO_MIN_NS on one CPU; the
- * numbers are trusted for less time than that takes on every CPU at once.
+ * that ended after running the call may leave its tid to a new one, made by
+ * a thread that had not yet run it.  A listed entry's inode number tells
+ * them apart: proc gives each task directory it instantiates an inode of
+ * its own (new_inode and get_next_ino() in proc_pid_make_inode), tied to the
+ * task's struct pid, keeps it cached while the task lives
+ * (pid_delete_dentry), and drops it when the task is reaped
+ * (proc_flush_pid).  So an entry listed with the inode number the slot
+ * recorded when its thread was found is that thread; a different number is
+ * another thread (or the same one whose entry was evicted and made again:
+ * signalled again, harmless).
+ *
+ * readdir reads a cached entry without revalidating it (proc_fill_cache),
+ * so this holds only if the tid cannot be handed out again before the
+ * entry is dropped.  From Linux 6.15 release_task frees the pid numbers
+ * after proc_flush_pid ("pid: perform free_pid() calls outside of
+ * tasklist_lock"); before, __exit_signal freed them first, and each entry
+ * counted is looked up again by path, which revalidates it (pid_revalidate
+ * drops an entry whose task is gone), at about 2 us an entry.
+ *
+ * A false match would also need the new entry to draw, from the machine's
+ * 32-bit inode counter, exactly the number recorded for the old one: the
+ * counter moves during the call by at most one number per PW_INO_MIN_NS on
+ * each CPU (far less: each is an inode made), so a call is settled by
+ * parking before it could have gone all the way round.
  */
 #define PW_DIRECT_PROOFS 16
 #define PW_UNPROVEN (-4096 - 2)
@@ -1139,7 +1160,9 @@ static int run_seized_now(void)
 	return 0;
 }
 
-/* How long recorded inode numbers identify threads (see above). */
+/* The longest direct call whose threads inode numbers tell apart: the time
+ * the inode counter needs to go round (see above), with the CPUs configured
+ * (not only those online, which may come back). */
 #define PW_INO_MIN_NS 20u
 
 static uint64_t ino_trust_ns(void)
@@ -1168,7 +1191,11 @@ static int count_known(pid_t tid, uint64_t ino, void *ctx)
 		   st == PW_S_KWORKER || st == PW_S_CALLER;
 	/* A directory listing may show an entry twice while threads end:
 	 * each slot counts once per proof. */
-	if (!ran || slot->proof == E.proof || (st != PW_S_CALLER && slot->ino != ino))
+	if (!ran || slot->proof == E.proof)
+		return 0;
+	if (st != PW_S_CALLER &&
+	    (ino <= PW_INO_NONE || slot->ino != ino ||
+	     (!procwide__proc_frees_tid_after_flush() && procwide__task_ino(tid) != ino)))
 		return 0;
 	slot->proof = E.proof;
 	l->known++;
@@ -1220,13 +1247,8 @@ static int grow_direct(const struct pw_request *req, struct pw_result *res)
 
 static int gather_direct(const struct pw_request *req, struct pw_result *res)
 {
-	/* The last call's threads, unless their inode numbers are too old to
-	 * be trusted: then from /proc, which records fresh ones. */
-	uint64_t t = now_ns();
-	bool use_known = known.n && t - known.at < ino_trust_ns();
-	E.ino_at = use_known ? known.at : t;
 	for (unsigned proofs = 0;;) {
-		int e = proofs == 0 && use_known ? sweep_from(&known) : sweep();
+		int e = proofs == 0 && known.n ? sweep_from(&known) : sweep();
 		if (e == -ENOSPC)
 			e = grow_direct(req, res);
 		if (!e)
@@ -1235,8 +1257,8 @@ static int gather_direct(const struct pw_request *req, struct pw_result *res)
 			return e;
 		if ((e = prove_complete()) < 0)
 			return e;
-		/* A call longer than recorded inode numbers can be trusted. */
-		if (now_ns() - E.ino_at >= ino_trust_ns())
+		/* A call too long for inode numbers to tell threads apart. */
+		if (now_ns() - E.started >= ino_trust_ns())
 			return PW_UNPROVEN;
 		if (e == 0)
 			return 0;
@@ -1250,7 +1272,6 @@ static int gather_direct(const struct pw_request *req, struct pw_result *res)
 static int settle_parked(const struct pw_request *req, struct pw_result *res)
 {
 	E.direct = false;
-	E.ino_at = now_ns(); /* the gather records fresh inode numbers */
 	uint64_t deadline = now_ns() + (uint64_t)req->deadline_ms * 1000000u;
 	E.deadline = deadline;
 	int e = gather_all(req, res, deadline);
@@ -1393,7 +1414,7 @@ void procwide__engine_run(const struct pw_request *req, struct pw_result *res)
 	E.direct = direct_allowed(req);
 	static unsigned ncalls;
 	E.reprobe = ++ncalls % PW_REPROBE_EVERY == 0;
-	E.ino_at = t0; /* sweeps record inode numbers from now on */
+	E.started = t0;
 	res->mode = E.direct ? PROCWIDE_MODE_DIRECT : PROCWIDE_MODE_PARKED;
 	/* The direct path sizes its tables from the last call's threads (a
 	 * count read costs a system call; more threads grow the tables). */

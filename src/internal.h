@@ -24,6 +24,15 @@ PW_HIDDEN int procwide__taskdir_ensure(pid_t pid);
 /* Calls fn for every tid listed, with the inode number of its entry; 0, or
  * -errno (from the directory or fn). */
 PW_HIDDEN int procwide__taskdir_sweep(int (*fn)(pid_t tid, uint64_t ino, void *ctx), void *ctx);
+/* The inode number of /proc/self/task/TID by a path lookup (which
+ * revalidates a cached entry), 0 if there is none. */
+PW_HIDDEN uint64_t procwide__task_ino(pid_t tid);
+/* Whether the kernel frees a thread's id only after dropping its /proc
+ * entries (Linux 6.15 and later), so that readdir never shows a new
+ * thread with an ended one's inode number.  PROCWIDE_TEST_PROC_REVALIDATE=1
+ * in the environment (ignored in set-id programs) answers no, to test the
+ * other way. */
+PW_HIDDEN bool procwide__proc_frees_tid_after_flush(void);
 /* Threads the kernel counts now (st_nlink - 2), or -errno. */
 PW_HIDDEN long procwide__taskdir_count(void);
 /* The state letter of a thread ('R', 'S', 'Z', ...), 0 if unknown. */

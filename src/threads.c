@@ -10,10 +10,13 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 struct linux_dirent64 {
@@ -125,6 +128,34 @@ int procwide__taskdir_sweep(int (*fn)(pid_t tid, uint64_t ino, void *ctx), void 
 				return e;
 		}
 	}
+}
+
+uint64_t procwide__task_ino(pid_t tid)
+{
+	char name[16];
+	snprintf(name, sizeof name, "%d", (int)tid);
+	struct stat st;
+	if (fstatat(taskdir.dir.fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+		return 0;
+	return (uint64_t)st.st_ino;
+}
+
+bool procwide__proc_frees_tid_after_flush(void)
+{
+	/* 0 unknown, 1 yes, 2 no.  A racing first use computes the same. */
+	static _Atomic int known;
+	int k = atomic_load_explicit(&known, memory_order_relaxed);
+	if (k)
+		return k == 1;
+	struct utsname u;
+	unsigned major = 0, minor = 0;
+	bool after = uname(&u) == 0 && sscanf(u.release, "%u.%u", &major, &minor) == 2 &&
+		     (major > 6 || (major == 6 && minor >= 15));
+	const char *o = secure_getenv("PROCWIDE_TEST_PROC_REVALIDATE");
+	if (o && strcmp(o, "1") == 0)
+		after = false;
+	atomic_store_explicit(&known, after ? 1 : 2, memory_order_relaxed);
+	return after;
 }
 
 long procwide__taskdir_count(void)

@@ -400,9 +400,6 @@ static void *maker(void *arg)
 
 static int reuse_in_own_pid_namespace(void)
 {
-	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 ||
-	    mount("proc", "/proc", "proc", 0, NULL) != 0)
-		return 20;
 	struct pw_idle *idle = pw_idle_start(2);
 	unsigned exercised = 0;
 	for (int round = 0; round < 20 && exercised < 3; round++) {
@@ -449,18 +446,141 @@ static int reuse_in_own_pid_namespace(void)
 	return 0;
 }
 
-static void reused_tid_is_told_apart(void)
+/* Runs fn in a new pid namespace with a /proc of its own, where moving
+ * ns_last_pid disturbs nothing else (root only). */
+static void in_own_pid_namespace(int (*fn)(void))
 {
 	if (getuid() != 0)
 		pw_skip("setting ns_last_pid needs root (CAP_CHECKPOINT_RESTORE) in a new pid namespace");
 	PW_CHECK(unshare(CLONE_NEWPID | CLONE_NEWNS) == 0, "unshare: %s", strerror(errno));
 	pid_t child = fork();
 	PW_CHECK(child >= 0, "fork");
-	if (child == 0)
-		_exit(reuse_in_own_pid_namespace());
+	if (child == 0) {
+		if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 ||
+		    mount("proc", "/proc", "proc", 0, NULL) != 0)
+			_exit(20);
+		_exit(fn());
+	}
 	int st;
 	PW_CHECK(waitpid(child, &st, 0) == child, "waitpid");
 	PW_CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child status %#x", st);
+}
+
+static void reused_tid_is_told_apart(void)
+{
+	in_own_pid_namespace(reuse_in_own_pid_namespace);
+}
+
+/* A thread ends with procwide's signal still pending, and a thread that
+ * spins (runnable, as the one it replaces would be) gets its tid: the call
+ * must not wait for the ended one forever, and the newcomer gets the call. */
+static struct {
+	_Atomic pid_t tid;
+	atomic_bool arm, armed, release;
+	pthread_t ender;
+	_Atomic pid_t spinner_tid;
+	pthread_t spinner;
+	bool spinning;
+} G;
+
+static void *ender(void *arg)
+{
+	(void)arg;
+	atomic_store(&G.tid, (pid_t)syscall(SYS_gettid));
+	while (!atomic_load(&G.arm))
+		usleep(200);
+	sigset_t set;
+	sigfillset(&set);
+	pthread_sigmask(SIG_SETMASK, &set, NULL);
+	atomic_store(&G.armed, true);
+	for (;;) { /* ends as soon as a real-time signal is pending */
+		sigpending(&set);
+		for (int sig = SIGRTMIN; sig <= SIGRTMAX; sig++)
+			if (sigismember(&set, sig))
+				return NULL;
+	}
+}
+
+static void *spinner(void *arg)
+{
+	(void)arg;
+	atomic_store(&G.spinner_tid, (pid_t)syscall(SYS_gettid));
+	while (!atomic_load(&G.release))
+		;
+	return NULL;
+}
+
+static void *replacer(void *arg)
+{
+	(void)arg;
+	pthread_join(G.ender, NULL);
+	pid_t x = atomic_load(&G.tid);
+	while (syscall(SYS_tgkill, getpid(), x, 0) == 0)
+		sched_yield();
+	int fd = open("/proc/sys/kernel/ns_last_pid", O_WRONLY);
+	char below[16];
+	int len = snprintf(below, sizeof below, "%d", (int)x - 1);
+	if (fd >= 0 && pwrite(fd, below, (size_t)len, 0) == len &&
+	    pthread_create(&G.spinner, NULL, spinner, NULL) == 0)
+		G.spinning = true;
+	if (fd >= 0)
+		close(fd);
+	return NULL;
+}
+
+static int pending_in_own_pid_namespace(void)
+{
+	struct pw_idle *idle = pw_idle_start(2);
+	unsigned exercised = 0;
+	for (int round = 0; round < 20 && exercised < 3; round++) {
+		memset(&G, 0, sizeof G);
+		PW_CHECK(pthread_create(&G.ender, NULL, ender, NULL) == 0, "ender");
+		while (!atomic_load(&G.tid))
+			sched_yield();
+		char a[16], b[16];
+		snprintf(a, sizeof a, "pw-p%d-a", round);
+		snprintf(b, sizeof b, "pw-p%d-b", round);
+		/* Signals alone (the ender takes them for now): direct next. */
+		PW_EQ_LONG(procwide_syscall(SYS_prctl, PR_SET_NAME, (long)a, 0, 0, 0, 0), 0);
+		atomic_store(&G.arm, true);
+		while (!atomic_load(&G.armed))
+			sched_yield();
+		pthread_t r;
+		PW_CHECK(pthread_create(&r, NULL, replacer, NULL) == 0, "replacer");
+		struct procwide_call call = {.nr = SYS_prctl, .args = {PR_SET_NAME, (long)b}};
+		struct procwide_report rep = {.size = sizeof rep};
+		PW_EQ_LONG(procwide_run(&call, NULL, &rep), 0);
+		procwide_report_release(&rep);
+		pthread_join(r, NULL);
+		if (G.spinning) {
+			char got[32];
+			PW_CHECK(pw_task_comm(G.spinner_tid, got, sizeof got), "comm");
+			/* Made before the call returned: it must have the change. */
+			PW_CHECK(strcmp(got, b) == 0, "spinner %d named %s, not %s",
+				 (int)G.spinner_tid, got, b);
+			exercised += G.spinner_tid == G.tid;
+			atomic_store(&G.release, true);
+			pthread_join(G.spinner, NULL);
+		}
+	}
+	pw_diag("%u rounds gave a signalled thread's tid to a spinning one", exercised);
+	PW_CHECK(exercised > 0, "no round reused the tid");
+	pw_idle_stop(idle);
+	return 0;
+}
+
+static void thread_ending_with_signal_pending_is_no_hang(void)
+{
+	in_own_pid_namespace(pending_in_own_pid_namespace);
+}
+
+/* The same with each counted entry looked up again by path, as on kernels
+ * before 6.15 (whose readdir may show an ended thread's inode number for a
+ * new thread with its tid): the lookup must count the same threads. */
+static void reused_tid_is_told_apart_by_lookup(void)
+{
+	PW_CHECK(setenv("PROCWIDE_TEST_PROC_REVALIDATE", "1", 1) == 0, "setenv");
+	reused_tid_is_told_apart();
 }
 
 int main(int argc, char **argv)
@@ -475,6 +595,8 @@ int main(int argc, char **argv)
 		PW_CASE(calls_that_could_stop_the_caller_stay_parked),
 		PW_CASE(seccomp_filter_or_non_dumpable_keep_it_parked),
 		PW_CASE_T(reused_tid_is_told_apart, 60),
+		PW_CASE_T(reused_tid_is_told_apart_by_lookup, 60),
+		PW_CASE_T(thread_ending_with_signal_pending_is_no_hang, 60),
 	};
 	return pw_main(argc, argv, cases, sizeof cases / sizeof cases[0]);
 }
