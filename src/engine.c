@@ -661,6 +661,14 @@ static int wait_arrivals(uint64_t deadline, uint64_t stall_ns, bool may_retry)
 				deadline = E.deadline = last_progress + E.patience;
 			continue;
 		}
+		/* Checks of the threads that have not answered, once the wait
+		 * has been quiet for long enough: each costs the caller about a
+		 * microsecond a thread, and on a loaded machine a caller that
+		 * uses up its share of the CPU waits behind every runnable
+		 * thread. */
+		uint64_t quiet = now_ns() - last_progress;
+		if (quiet < stall_limit(PW_INJECT_AFTER_NS, seen - first, last_progress - start))
+			goto next;
 		/* On the direct path a thread may end with the signal pending
 		 * and leave its tid to a new thread, which tgkill and /proc's
 		 * state would take for it: its entry's inode number tells. */
@@ -671,7 +679,6 @@ static int wait_arrivals(uint64_t deadline, uint64_t stall_ns, bool may_retry)
 			return e;
 		/* Threads that do not answer go to the ptrace helper after a
 		 * millisecond without progress; the retry waits longer. */
-		uint64_t quiet = now_ns() - last_progress;
 		if (quiet < stall_limit(E.may_inject ? PW_INJECT_AFTER_NS : stall_ns, seen - first,
 					last_progress - start) ||
 		    quiet < scan_quiet)
