@@ -317,6 +317,22 @@ static void seccomp_filter_or_non_dumpable_keep_it_parked(void)
 	pw_idle_stop(idle);
 }
 
+/* Once the ended thread x is reaped (a moment after a join returns), makes
+ * x the next id the pid allocator hands out (root, own pid namespace). */
+static bool next_tid_is(pid_t x)
+{
+	while (syscall(SYS_tgkill, getpid(), x, 0) == 0)
+		sched_yield();
+	int fd = open("/proc/sys/kernel/ns_last_pid", O_WRONLY);
+	if (fd < 0)
+		return false;
+	char below[16];
+	int len = snprintf(below, sizeof below, "%d", (int)x - 1);
+	bool ok = pwrite(fd, below, (size_t)len, 0) == len;
+	close(fd);
+	return ok;
+}
+
 /* A thread that has run the call ends, and a thread made by one that had
  * not yet run it is given the same tid (ns_last_pid set just below it).
  * The direct path's proof must not take the newcomer for the thread that
@@ -326,7 +342,7 @@ static void seccomp_filter_or_non_dumpable_keep_it_parked(void)
 static struct {
 	pthread_t leaver;
 	_Atomic pid_t leaver_tid;
-	char target[16];
+	char target[24];
 	pid_t newcomer_tid[PW_NEWCOMERS];
 	pthread_t newcomer[PW_NEWCOMERS];
 	atomic_int nnew;
@@ -374,15 +390,8 @@ static void *maker(void *arg)
 	pthread_sigmask(SIG_SETMASK, &all, NULL);
 	pthread_join(R.leaver, NULL);
 	pid_t x = atomic_load(&R.leaver_tid);
-	int fd = open("/proc/sys/kernel/ns_last_pid", O_WRONLY);
-	char below[16];
-	int len = snprintf(below, sizeof below, "%d", (int)x - 1);
-	for (int i = 0; i < PW_NEWCOMERS && fd >= 0; i++) {
-		/* The tid is freed when the thread is reaped, a moment after
-		 * the join returns. */
-		while (syscall(SYS_tgkill, getpid(), x, 0) == 0)
-			sched_yield();
-		if (pwrite(fd, below, (size_t)len, 0) != len)
+	for (int i = 0; i < PW_NEWCOMERS; i++) {
+		if (!next_tid_is(x))
 			break;
 		R.newcomer_tid[i] = 0;
 		if (pthread_create(&R.newcomer[i], NULL, newcomer, (void *)(intptr_t)i) != 0)
@@ -393,8 +402,6 @@ static void *maker(void *arg)
 		if (R.newcomer_tid[i] == x)
 			break;
 	}
-	if (fd >= 0)
-		close(fd);
 	return NULL;
 }
 
@@ -409,7 +416,7 @@ static int reuse_in_own_pid_namespace(void)
 		while (!atomic_load(&R.leaver_tid))
 			sched_yield();
 		/* Signals alone: the next call takes the direct path. */
-		char first[16];
+		char first[24];
 		snprintf(first, sizeof first, "pw-r%d-a", round);
 		PW_EQ_LONG(procwide_syscall(SYS_prctl, PR_SET_NAME, (long)first, 0, 0, 0, 0), 0);
 		pthread_t m;
@@ -514,17 +521,9 @@ static void *replacer(void *arg)
 {
 	(void)arg;
 	pthread_join(G.ender, NULL);
-	pid_t x = atomic_load(&G.tid);
-	while (syscall(SYS_tgkill, getpid(), x, 0) == 0)
-		sched_yield();
-	int fd = open("/proc/sys/kernel/ns_last_pid", O_WRONLY);
-	char below[16];
-	int len = snprintf(below, sizeof below, "%d", (int)x - 1);
-	if (fd >= 0 && pwrite(fd, below, (size_t)len, 0) == len &&
+	if (next_tid_is(atomic_load(&G.tid)) &&
 	    pthread_create(&G.spinner, NULL, spinner, NULL) == 0)
 		G.spinning = true;
-	if (fd >= 0)
-		close(fd);
 	return NULL;
 }
 
@@ -537,7 +536,7 @@ static int pending_in_own_pid_namespace(void)
 		PW_CHECK(pthread_create(&G.ender, NULL, ender, NULL) == 0, "ender");
 		while (!atomic_load(&G.tid))
 			sched_yield();
-		char a[16], b[16];
+		char a[24], b[24];
 		snprintf(a, sizeof a, "pw-p%d-a", round);
 		snprintf(b, sizeof b, "pw-p%d-b", round);
 		/* Signals alone (the ender takes them for now): direct next. */
