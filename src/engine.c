@@ -40,6 +40,9 @@
 /* What an attempt that stalled returns (not an errno: no system call or
  * helper can produce it). */
 #define PW_STALLED (-4096 - 1)
+/* What the direct path returns when it cannot prove that every thread ran
+ * the call: it is then settled by parking. */
+#define PW_UNPROVEN (-4096 - 2)
 
 /* Caller-private bookkeeping, reused across calls (under the lock). */
 static struct {
@@ -281,7 +284,7 @@ static void seize_result(uint32_t idx, int e)
 #define PW_SEIZE_WINDOW 64u
 
 static int run_seized_now(void);
-static bool any_runnable(enum pw_slot_state st);
+static uint64_t ino_trust_ns(void);
 
 static int seize_marked(void)
 {
@@ -426,16 +429,20 @@ static int on_tid(pid_t tid, uint64_t ino, void *ctx)
 	if (idx == UINT32_MAX && ctx)
 		return 0;
 	if (idx != UINT32_MAX) {
-		enum pw_slot_state st = slot_state(idx);
+		uint64_t w = slot_word(idx);
+		enum pw_slot_state st = (enum pw_slot_state)(w & 0xff);
 		if (st != PW_S_GONE && !tid_renewed(idx, st, ino))
 			return 0;
-		/* A thread that ended, whose tid a new thread now has (the
-		 * pid space wrapped during the call): a thread of its own. */
+		/* A thread that ended, whose tid a new thread now has: a
+		 * thread of its own.  Unless the slot moved meanwhile (the same
+		 * thread answering, its entry merely made again). */
+		if (!atomic_compare_exchange_strong(&pw_slot_at(idx)->word, &w,
+						    pw_word(E.gen, PW_S_FREE)))
+			return 0;
 		if (st == PW_S_SENT)
 			E.nsent--; /* its signal died with it */
 		pw_slot_at(idx)->result = 0;
 		pw_slot_at(idx)->ino = ino;
-		slot_set(idx, PW_S_FREE);
 		E.nnew++;
 		return reach(idx);
 	}
@@ -515,15 +522,19 @@ static int check_laggards(void)
  * only if its mask lets the signal in. */
 #define PW_RUNNABLE_GRACE_NS 20000000ull
 
-static int seize_laggards(uint64_t quiet, bool *marked)
+static uint64_t wait_cap(void);
+
+/* `force`: every thread, runnable or not (the wait is at its deadline). */
+static int seize_laggards(uint64_t silent, bool force, bool *marked)
 {
 	*marked = false;
+	uint64_t grace = PW_RUNNABLE_GRACE_NS < wait_cap() ? PW_RUNNABLE_GRACE_NS : wait_cap();
 	for (uint32_t i = 0; i < E.nused; i++) {
 		enum pw_slot_state st = slot_state(i);
 		if (st != PW_S_SENT && st != PW_S_UNSENT)
 			continue;
-		if (st == PW_S_SENT && procwide__task_state(slot_tid(i)) == 'R' &&
-		    (quiet < PW_RUNNABLE_GRACE_NS || procwide__task_blocks(slot_tid(i), E.signo) == 0))
+		if (!force && st == PW_S_SENT && procwide__task_state(slot_tid(i)) == 'R' &&
+		    (silent < grace || procwide__task_blocks(slot_tid(i), E.signo) == 0))
 			continue;
 		mark_for_seizing(i, st);
 		*marked = true;
@@ -614,12 +625,20 @@ static long wait_word(_Atomic uint32_t *word, uint32_t val, uint64_t deadline, u
  * `got` answers of the last `span` ns, up to a cap. */
 #define PW_STALL_CAP_NS 64000000ull
 
+/* Every limit of a wait stays within a quarter of the caller's deadline,
+ * so that the checks and the ptrace helper get their turn before it. */
+static uint64_t wait_cap(void)
+{
+	uint64_t cap = E.patience / 4;
+	return cap < PW_STALL_CAP_NS ? cap : PW_STALL_CAP_NS;
+}
+
 static uint64_t stall_limit(uint64_t base, uint32_t got, uint64_t span)
 {
 	uint64_t slow = got ? 4 * (span / got) : 0;
-	if (slow > PW_STALL_CAP_NS)
-		slow = PW_STALL_CAP_NS;
-	return slow > base ? slow : base;
+	if (slow < base)
+		slow = base;
+	return slow < wait_cap() ? slow : wait_cap();
 }
 
 /* Waits until every thread signalled so far has arrived or is known gone.
@@ -630,23 +649,36 @@ static int wait_arrivals(uint64_t deadline, uint64_t stall_ns, bool may_retry)
 {
 	uint64_t slice = 1000000; /* 1 ms, doubling while nothing moves */
 	uint32_t seen = atomic_load(&procwide__shared.arrived), first = seen;
-	uint64_t start = now_ns(), last_progress = start;
+	uint64_t start = now_ns();
+	uint64_t last_answer = start;	/* the last thread that answered */
+	uint64_t last_progress = start; /* ... or the last scan */
 	uint64_t scan_quiet = 0; /* after a scan that found no thread to seize */
+	bool forced = false;
 	for (;;) {
 		uint32_t a = atomic_load(&procwide__shared.arrived);
 		if (a >= atomic_load(&procwide__shared.want) && E.nunsent == 0)
 			return 0;
+		/* Renewed tids count as answers: bounded by the time inode
+		 * numbers tell threads apart. */
+		if (E.direct && now_ns() - E.started >= ino_trust_ns())
+			return PW_UNPROVEN;
 		if (spin_while(&procwide__shared.arrived, a,
 			       atomic_load(&procwide__shared.want) - a))
 			continue;
 		long r = wait_word(&procwide__shared.arrived, a, deadline, slice);
 		if (r == -ETIME) {
-			/* The direct path cannot go back: it waits as long as a
-			 * thread it waits for is only waiting for a CPU (threads
-			 * spinning on every core), as the parked path's release
-			 * does. */
-			if (!E.direct || !any_runnable(PW_S_SENT))
+			/* The direct path cannot go back: once, every thread
+			 * still silent goes to the ptrace helper, runnable or
+			 * not (a thread spinning where the signal cannot reach
+			 * it: a handler the application put in procwide's
+			 * place, say); the parked path keeps its deadline. */
+			if (!E.direct || forced)
 				return -ETIMEDOUT;
+			forced = true;
+			bool marked;
+			int e = seize_laggards(UINT64_MAX, true, &marked);
+			if (e)
+				return e;
 			deadline = E.deadline = now_ns() + E.patience;
 			continue;
 		}
@@ -656,7 +688,7 @@ static int wait_arrivals(uint64_t deadline, uint64_t stall_ns, bool may_retry)
 		if (now_arrived != seen) {
 			/* Progress: threads are answering, only slowly. */
 			seen = now_arrived;
-			last_progress = now_ns();
+			last_progress = last_answer = now_ns();
 			if (E.direct)
 				deadline = E.deadline = last_progress + E.patience;
 			continue;
@@ -666,22 +698,23 @@ static int wait_arrivals(uint64_t deadline, uint64_t stall_ns, bool may_retry)
 		 * microsecond a thread, and on a loaded machine a caller that
 		 * uses up its share of the CPU waits behind every runnable
 		 * thread. */
-		uint64_t quiet = now_ns() - last_progress;
-		if (quiet < stall_limit(PW_INJECT_AFTER_NS, seen - first, last_progress - start))
+		uint64_t t = now_ns(), quiet = t - last_progress;
+		uint64_t span = last_answer - start;
+		if (quiet < stall_limit(PW_INJECT_AFTER_NS, seen - first, span))
 			goto next;
 		/* On the direct path a thread may end with the signal pending
 		 * and leave its tid to a new thread, which tgkill and /proc's
-		 * state would take for it: its entry's inode number tells. */
-		int e = E.direct ? procwide__taskdir_sweep(on_tid, &E) : 0;
-		if (!e)
-			e = check_laggards();
+		 * state would take for it: its entry's inode number tells.  A
+		 * listing that fails here is settled by parking. */
+		if (E.direct && procwide__taskdir_sweep(on_tid, &E) != 0)
+			return PW_UNPROVEN;
+		int e = check_laggards();
 		if (e)
 			return e;
 		/* Threads that do not answer go to the ptrace helper after a
 		 * millisecond without progress; the retry waits longer. */
-		if (quiet < stall_limit(E.may_inject ? PW_INJECT_AFTER_NS : stall_ns, seen - first,
-					last_progress - start) ||
-		    quiet < scan_quiet)
+		if (quiet < stall_limit(E.may_inject ? PW_INJECT_AFTER_NS : stall_ns, seen - first, span) ||
+		    quiet < (scan_quiet < wait_cap() ? scan_quiet : wait_cap()))
 			goto next;
 		if (!E.may_inject) {
 			if (may_retry)
@@ -689,7 +722,7 @@ static int wait_arrivals(uint64_t deadline, uint64_t stall_ns, bool may_retry)
 			goto next;
 		}
 		bool marked;
-		e = seize_laggards(quiet, &marked);
+		e = seize_laggards(t - last_answer, false, &marked);
 		if (e == PW_STALLED && !may_retry && !E.direct)
 			e = 0; /* ptrace failed: signals alone until the deadline */
 		if (e)
@@ -1116,7 +1149,6 @@ static int gather_all(const struct pw_request *req, struct pw_result *res, uint6
  * parking before it could have gone all the way round.
  */
 #define PW_DIRECT_PROOFS 16
-#define PW_UNPROVEN (-4096 - 2)
 
 /* Set after each call: it succeeded with no thread reached through ptrace. */
 static bool direct_ok;
@@ -1230,9 +1262,8 @@ static int prove_complete(void)
 	if (++E.proof == 0)
 		E.proof = 1;
 	struct listed l = {0};
-	int e = procwide__taskdir_sweep(count_known, &l);
-	if (e)
-		return e;
+	if (procwide__taskdir_sweep(count_known, &l) != 0)
+		return 1; /* no proof this time */
 	return count == (long)l.known ? 0 : 1;
 }
 

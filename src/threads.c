@@ -10,7 +10,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -84,9 +83,12 @@ static int open_taskdir(pid_t pid)
 	return 0;
 }
 
+static void probe_proc_flush_order(void);
+
 __attribute__((constructor)) static void pw_threads_init(void)
 {
 	open_taskdir(getpid());
+	probe_proc_flush_order();
 }
 
 int procwide__taskdir_ensure(pid_t pid)
@@ -140,22 +142,24 @@ uint64_t procwide__task_ino(pid_t tid)
 	return (uint64_t)st.st_ino;
 }
 
-bool procwide__proc_frees_tid_after_flush(void)
+/* Read once at load time, before other threads run (getenv racing a
+ * setenv in another thread is undefined). */
+static bool frees_tid_after_flush;
+
+static void probe_proc_flush_order(void)
 {
-	/* 0 unknown, 1 yes, 2 no.  A racing first use computes the same. */
-	static _Atomic int known;
-	int k = atomic_load_explicit(&known, memory_order_relaxed);
-	if (k)
-		return k == 1;
 	struct utsname u;
 	unsigned major = 0, minor = 0;
-	bool after = uname(&u) == 0 && sscanf(u.release, "%u.%u", &major, &minor) == 2 &&
-		     (major > 6 || (major == 6 && minor >= 15));
+	frees_tid_after_flush = uname(&u) == 0 && sscanf(u.release, "%u.%u", &major, &minor) == 2 &&
+				(major > 6 || (major == 6 && minor >= 15));
 	const char *o = secure_getenv("PROCWIDE_TEST_PROC_REVALIDATE");
 	if (o && strcmp(o, "1") == 0)
-		after = false;
-	atomic_store_explicit(&known, after ? 1 : 2, memory_order_relaxed);
-	return after;
+		frees_tid_after_flush = false;
+}
+
+bool procwide__proc_frees_tid_after_flush(void)
+{
+	return frees_tid_after_flush;
 }
 
 long procwide__taskdir_count(void)
