@@ -20,11 +20,14 @@
  * and made to run the call in phase 3.  With PROCWIDE_PTRACE_ALL no thread
  * is signalled at all.
  *
+ * That is the parked path; the direct path, which runs the call in each
+ * thread as the signal reaches it and proves afterwards that none escaped,
+ * is in src/direct.c and uses the sweeps, waits and report here.
+ *
  * Everything here runs in the calling thread, under the process's procwide
  * lock; only src/handler.c runs in the others. */
-#include "call.h"
+#include "engine.h"
 #include "inject.h"
-#include "internal.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -37,78 +40,7 @@
 #include <time.h>
 #include <unistd.h>
 
-/* What an attempt that stalled returns (not an errno: no system call or
- * helper can produce it). */
-#define PW_STALLED (-4096 - 1)
-/* What the direct path returns when it cannot prove that every thread ran
- * the call: it is then settled by parking. */
-#define PW_UNPROVEN (-4096 - 2)
-
-/* Caller-private bookkeeping, reused across calls (under the lock). */
-static struct {
-	uint32_t gen;
-	uint32_t nused;	   /* slots used by this call */
-	uint32_t *hash;	   /* open addressing: slot index + 1, 0 empty */
-	uint32_t hcap;	   /* power of two */
-	uint32_t reserved; /* slots with memory and index room */
-	uint32_t nsent;	   /* signals queued and not known gone */
-	uint32_t nunsent;  /* signals refused with EAGAIN, to retry */
-	uint32_t nzombie;
-	uint32_t nnew;	   /* threads found by the current sweep */
-	uint32_t nseized;  /* threads stopped by the ptrace helper */
-	uint32_t nkworker; /* io_uring workers found by the helper */
-	uint32_t nmarked;  /* marked for the helper by the current sweep */
-	uid_t uid;
-	int signo;
-	bool may_inject;   /* the ptrace helper may be used */
-	bool inject_all;   /* ... for every thread, no signal at all */
-	bool direct;	   /* this call takes the direct path */
-	bool reprobe;	   /* check again which known threads block the signal */
-	uint64_t patience; /* direct path: a wait without progress, ns */
-	uint64_t started;  /* when the call began */
-	uint32_t proof;	   /* direct path: proofs made, stamps slots */
-	uint64_t deadline;
-	pid_t inject_failed_tid; /* the thread ptrace could not reach */
-	int inject_error;  /* and the error, kept for the whole call */
-	char why[200];	   /* and why */
-} E;
-
-static void finish(const struct pw_request *req, struct pw_result *res);
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static uint64_t slot_word(uint32_t idx)
-{
-	return atomic_load_explicit(&pw_slot_at(idx)->word, memory_order_acquire);
-}
-
-static enum pw_slot_state slot_state(uint32_t idx)
-{
-	return (enum pw_slot_state)(slot_word(idx) & 0xff);
-}
-
-static void slot_set(uint32_t idx, enum pw_slot_state st)
-{
-	atomic_store_explicit(&pw_slot_at(idx)->word, pw_word(E.gen, st),
-			      memory_order_release);
-}
-
-static bool slot_cas(uint32_t idx, enum pw_slot_state from, enum pw_slot_state to)
-{
-	uint64_t expect = pw_word(E.gen, from);
-	return atomic_compare_exchange_strong(&pw_slot_at(idx)->word, &expect,
-					      pw_word(E.gen, to));
-}
-
-static pid_t slot_tid(uint32_t idx)
-{
-	return atomic_load_explicit(&pw_slot_at(idx)->tid, memory_order_relaxed);
-}
+PW_HIDDEN struct pw_engine procwide__engine;
 
 /* ---- slots and the tid index ----------------------------------------------- */
 
@@ -144,7 +76,7 @@ static int reserve(uint32_t n)
 }
 
 /* The slot of tid in this call, or UINT32_MAX with *pos where it goes. */
-static uint32_t find_tid(pid_t tid, uint32_t *pos)
+uint32_t procwide__find_tid(pid_t tid, uint32_t *pos)
 {
 	uint32_t h = (uint32_t)tid * 2654435761u & (E.hcap - 1);
 	while (E.hash[h]) {
@@ -161,7 +93,7 @@ static int new_slot(pid_t tid, uint64_t ino, uint32_t *out)
 	if (E.nused >= E.reserved)
 		return -ENOSPC; /* more threads than reserved: start again */
 	uint32_t pos;
-	if (find_tid(tid, &pos) != UINT32_MAX)
+	if (procwide__find_tid(tid, &pos) != UINT32_MAX)
 		return -EEXIST;
 	uint32_t idx = E.nused;
 	struct pw_slot *s = pw_slot_at(idx);
@@ -283,8 +215,6 @@ static void seize_result(uint32_t idx, int e)
  * slow may still answer), unless no signal may be sent at all. */
 #define PW_SEIZE_WINDOW 64u
 
-static int run_seized_now(void);
-static uint64_t ino_trust_ns(void);
 
 static int seize_marked(void)
 {
@@ -331,23 +261,15 @@ static int seize_marked(void)
 			E.inject_error = e;
 	}
 	if (!E.inject_error)
-		return E.direct ? run_seized_now() : 0;
+		return E.direct ? procwide__run_seized_now() : 0;
 	E.may_inject = false;
 	return E.inject_all ? E.inject_error : PW_STALLED;
 }
 
-/* A list of thread ids, with the inode numbers that identify their threads,
- * kept from one call to the next (allocated after a call, when nothing is
- * held). */
-struct tid_list {
-	pid_t *tids;
-	uint64_t *inos;
-	uint32_t n, cap;
-};
 
 /* Fills `l` with the tids of this call's slots whose state `keep` accepts;
  * leaves it empty if memory runs out (the lists are optimisations). */
-static void keep_tids(struct tid_list *l, bool (*keep)(enum pw_slot_state))
+void procwide__keep_tids(struct tid_list *l, bool (*keep)(enum pw_slot_state))
 {
 	l->n = 0;
 	if (E.nused > l->cap) {
@@ -402,14 +324,11 @@ static bool reached_by_ptrace(enum pw_slot_state st)
 
 static void remember_blocking(void)
 {
-	keep_tids(&blocking, reached_by_ptrace);
+	procwide__keep_tids(&blocking, reached_by_ptrace);
 	if (blocking.n)
 		qsort(blocking.tids, blocking.n, sizeof *blocking.tids, cmp_tid);
 }
 
-/* proc lists an entry it could not instantiate (the task is being unhashed,
- * or memory ran out) with inode number 1: it identifies nothing. */
-#define PW_INO_NONE 1u
 
 /* On the direct path, a slot whose thread ended and whose tid another
  * thread now has: the inode number differs (see prove_complete).  Only for
@@ -425,7 +344,7 @@ static bool tid_renewed(uint32_t idx, enum pw_slot_state st, uint64_t ino)
 /* ctx non-NULL: only renew known slots, leave new tids to the next sweep. */
 static int on_tid(pid_t tid, uint64_t ino, void *ctx)
 {
-	uint32_t pos, idx = find_tid(tid, &pos);
+	uint32_t pos, idx = procwide__find_tid(tid, &pos);
 	if (idx == UINT32_MAX && ctx)
 		return 0;
 	if (idx != UINT32_MAX) {
@@ -547,7 +466,7 @@ static int seize_laggards(uint64_t silent, bool force, bool *marked)
 
 /* Signals every thread listed in /proc/self/task, or in `l` when given
  * (the threads of the call before, see gather_direct). */
-static int sweep_from(const struct tid_list *l)
+int procwide__sweep_from(const struct tid_list *l)
 {
 	E.nnew = 0;
 	atomic_store(&procwide__shared.want, UINT32_MAX); /* no wake-ups while sending */
@@ -565,9 +484,9 @@ static int sweep_from(const struct tid_list *l)
 	return e;
 }
 
-static int sweep(void)
+int procwide__sweep(void)
 {
-	return sweep_from(NULL);
+	return procwide__sweep_from(NULL);
 }
 
 /* Before sleeping on a futex, the caller spins briefly: a few threads
@@ -613,10 +532,6 @@ static long wait_word(_Atomic uint32_t *word, uint32_t val, uint64_t deadline, u
 	return r == -ETIMEDOUT ? r : 0;
 }
 
-/* An attempt that made no progress for this long while some thread was
- * still alive but not parked is given up (nothing has changed yet) and
- * started again; the limit doubles with each attempt. */
-#define PW_FIRST_STALL_NS 4000000ull
 #define PW_INJECT_AFTER_NS 1000000ull
 
 /* How long a wait without an answer counts as a stall: `base`, or, when
@@ -645,7 +560,7 @@ static uint64_t stall_limit(uint64_t base, uint32_t got, uint64_t span)
  * 0; -ETIMEDOUT at the deadline; PW_STALLED when the attempt stalled and
  * may be given up (`may_retry`); or another -errno.  A stalled thread is
  * handed to the ptrace helper when that is allowed, retry or not. */
-static int wait_arrivals(uint64_t deadline, uint64_t stall_ns, bool may_retry)
+int procwide__wait_arrivals(uint64_t deadline, uint64_t stall_ns, bool may_retry)
 {
 	uint64_t slice = 1000000; /* 1 ms, doubling while nothing moves */
 	uint32_t seen = atomic_load(&procwide__shared.arrived), first = seen;
@@ -660,7 +575,7 @@ static int wait_arrivals(uint64_t deadline, uint64_t stall_ns, bool may_retry)
 			return 0;
 		/* Renewed tids count as answers: bounded by the time inode
 		 * numbers tell threads apart. */
-		if (E.direct && now_ns() - E.started >= ino_trust_ns())
+		if (E.direct && now_ns() - E.started >= procwide__ino_trust_ns())
 			return PW_UNPROVEN;
 		if (spin_while(&procwide__shared.arrived, a,
 			       atomic_load(&procwide__shared.want) - a))
@@ -744,10 +659,10 @@ static int wait_arrivals(uint64_t deadline, uint64_t stall_ns, bool may_retry)
 static int gather(uint64_t deadline, uint64_t stall_ns, bool may_retry)
 {
 	for (unsigned round = 0;; round++) {
-		int e = sweep();
+		int e = procwide__sweep();
 		if (e)
 			return e;
-		e = wait_arrivals(deadline, stall_ns, may_retry);
+		e = procwide__wait_arrivals(deadline, stall_ns, may_retry);
 		if (e)
 			return e;
 		/* Everyone known is parked, stopped by the helper, a zombie or
@@ -766,7 +681,7 @@ static int gather(uint64_t deadline, uint64_t stall_ns, bool may_retry)
 			 * could hide a thread behind one counted here that has
 			 * just ended (a zombie reaped, a parked thread
 			 * cancelled). */
-			if ((e = sweep()) != 0)
+			if ((e = procwide__sweep()) != 0)
 				return e;
 			if (!E.nnew)
 				return 0;
@@ -784,7 +699,7 @@ static int gather(uint64_t deadline, uint64_t stall_ns, bool may_retry)
 /* Starts an attempt at a gather with a fresh generation: every slot of an
  * earlier call or attempt becomes stale, and a late signal from one finds
  * its compare-and-swap failing. */
-static void start_attempt(void)
+void procwide__start_attempt(void)
 {
 	if (++E.gen == 0)
 		E.gen = 1;
@@ -810,7 +725,7 @@ static bool any_runnable(enum pw_slot_state st)
 	return false;
 }
 
-static void on_injected(uint32_t idx, long result, int err, void *ctx)
+void procwide__on_injected(uint32_t idx, long result, int err, void *ctx)
 {
 	(void)ctx;
 	if (err == -ESRCH) { /* ended (killed) while stopped: runs nothing */
@@ -833,7 +748,7 @@ static void on_injected(uint32_t idx, long result, int err, void *ctx)
 				       procwide__shared.expected);
 }
 
-static int release(enum pw_phase ph, uint64_t deadline)
+int procwide__release(enum pw_phase ph, uint64_t deadline)
 {
 	uint64_t t0 = now_ns();
 	uint64_t patience = deadline == UINT64_MAX ? UINT64_MAX
@@ -854,7 +769,7 @@ static int release(enum pw_phase ph, uint64_t deadline)
 		 * the stopped ones (GO), then lets them all go. */
 		if (ph == PW_GO && E.nseized &&
 		    procwide__inject_run_all(procwide__shared.nr, procwide__shared.args, deadline,
-					     on_injected, NULL) != 0)
+					     procwide__on_injected, NULL) != 0)
 			procwide__die("procwide: the ptrace helper did not finish the call after other threads had run it; killing the process so that no thread runs half-changed\n");
 		procwide__inject_end();
 	}
@@ -907,7 +822,7 @@ static int release(enum pw_phase ph, uint64_t deadline)
 static void abort_all(void)
 {
 	uint64_t t = now_ns();
-	release(PW_ABORT, E.deadline > t ? E.deadline + 1000000000ull : t + 1000000000ull);
+	procwide__release(PW_ABORT, E.deadline > t ? E.deadline + 1000000000ull : t + 1000000000ull);
 }
 
 /* ---- the report -------------------------------------------------------------- */
@@ -1021,7 +936,7 @@ static void build_report(const struct pw_request *req, struct pw_result *res,
 /* Reserves room for the threads the kernel counts now, with margin for
  * those created during the call, and the report's thread list, before any
  * thread is parked. */
-static int prepare_for(const struct pw_request *req, struct pw_result *res, uint32_t count,
+int procwide__prepare_for(const struct pw_request *req, struct pw_result *res, uint32_t count,
 		       uint32_t at_least)
 {
 	uint32_t n = count + count / 2 + 64;
@@ -1037,12 +952,12 @@ static int prepare_for(const struct pw_request *req, struct pw_result *res, uint
 	return 0;
 }
 
-static int prepare(const struct pw_request *req, struct pw_result *res, uint32_t at_least)
+int procwide__prepare(const struct pw_request *req, struct pw_result *res, uint32_t at_least)
 {
 	long count = procwide__taskdir_count();
 	if (count < 0)
 		return (int)count;
-	return prepare_for(req, res, (uint32_t)count, at_least);
+	return procwide__prepare_for(req, res, (uint32_t)count, at_least);
 }
 
 /* In kill mode the differing thread kills the process from the handler;
@@ -1063,12 +978,12 @@ static void kill_if_mismatch(const struct pw_request *req)
  * growing the tables when threads multiply and starting again with more
  * patience when an attempt stalls.  0, or the error of the last attempt
  * (whose threads are still held: the caller releases them). */
-static int gather_all(const struct pw_request *req, struct pw_result *res, uint64_t deadline)
+int procwide__gather_all(const struct pw_request *req, struct pw_result *res, uint64_t deadline)
 {
 	uint64_t stall = PW_FIRST_STALL_NS;
 	uint32_t room = 0;
 	for (;;) {
-		int e = prepare(req, res, room);
+		int e = procwide__prepare(req, res, room);
 		if (e)
 			return e;
 		/* The last attempt runs to the deadline, so that only threads
@@ -1077,7 +992,7 @@ static int gather_all(const struct pw_request *req, struct pw_result *res, uint6
 		if (t >= deadline)
 			return -ETIMEDOUT;
 		bool last = deadline - t <= 2 * stall;
-		start_attempt();
+		procwide__start_attempt();
 		e = gather(deadline, stall, !last);
 		if (e == -ENOSPC) {
 			/* Threads multiplied during the gather. */
@@ -1097,251 +1012,6 @@ static int gather_all(const struct pw_request *req, struct pw_result *res, uint6
 		stall *= 2;
 		sched_yield();
 	}
-}
-
-/* ---- the direct path ------------------------------------------------------------ */
-/*
- * The parked gather keeps the promise "an error means nothing changed"; it
- * costs every thread a second wake-up (park, then run).  In kill mode an
- * error after others have run the call kills the process anyway, so when a
- * thread that does not answer the signal can still be reached through
- * ptrace, the call may run in the caller first and then in each thread as
- * the signal reaches it (enum procwide_mode in procwide.h says when).
- *
- * Without parking, threads that have run the call go on making and ending
- * threads, so "a sweep finds nothing new and the count agrees" proves
- * nothing.  The proof here: read the kernel's count c, then list
- * /proc/self/task and count the known threads still listed.  Every known
- * thread has run the call by then, and one listed after c was read was
- * alive when it was read; so if c equals the known threads listed, no
- * thread unknown to procwide was alive at that instant, and every thread
- * made since descends from one that had run the call (credentials, seccomp
- * filters, Landlock domains, no_new_privs, capabilities and the timer slack
- * are inherited at clone).  Otherwise sweep again.  Threads that keep
- * ending faster than the proof can be made leave it unproven a few times
- * over; then every thread is parked after all (a parked thread makes and
- * ends no thread) and runs the call.
- *
- * "Known" means the same thread, not only the same tid: a known thread
- * that ended after running the call may leave its tid to a new one, made by
- * a thread that had not yet run it.  A listed entry's inode number tells
- * them apart: proc gives each task directory it instantiates an inode of
- * its own (new_inode and get_next_ino() in proc_pid_make_inode), tied to the
- * task's struct pid, keeps it cached while the task lives
- * (pid_delete_dentry), and drops it when the task is reaped
- * (proc_flush_pid).  So an entry listed with the inode number the slot
- * recorded when its thread was found is that thread; a different number is
- * another thread (or the same one whose entry was evicted and made again:
- * signalled again, harmless).
- *
- * readdir reads a cached entry without revalidating it (proc_fill_cache),
- * so this holds only if the tid cannot be handed out again before the
- * entry is dropped.  From Linux 6.15 release_task frees the pid numbers
- * after proc_flush_pid ("pid: perform free_pid() calls outside of
- * tasklist_lock"); before, __exit_signal freed them first, and each entry
- * counted is looked up again by path, which revalidates it (pid_revalidate
- * drops an entry whose task is gone), at about 2 us an entry.
- *
- * A false match would also need the new entry to draw, from the machine's
- * 32-bit inode counter, exactly the number recorded for the old one: the
- * counter moves during the call by at most one number per PW_INO_MIN_NS on
- * each CPU (far less: each is an inode made), so a call is settled by
- * parking before it could have gone all the way round.
- */
-#define PW_DIRECT_PROOFS 16
-
-/* Set after each call: it succeeded with no thread reached through ptrace. */
-static bool direct_ok;
-
-/* The threads of the last call that succeeded.  The direct path signals
- * them first, without reading /proc/self/task (which costs about a
- * microsecond per thread); the proof then tells whether any other exists. */
-static struct tid_list known;
-
-static bool still_there(enum pw_slot_state st)
-{
-	return st != PW_S_GONE;
-}
-
-static bool direct_allowed(const struct pw_request *req)
-{
-	return direct_ok && req->kill_on_mismatch && req->may_inject && !req->inject_all &&
-	       !req->atomic && procwide__direct_safe(&req->call) && procwide__inject_possible();
-}
-
-/* Runs the call in the calling thread; false (res filled) if it failed. */
-static bool run_in_caller(const struct pw_request *req, struct pw_result *res)
-{
-	long r = pw_sys6(req->call.nr, req->call.args[0], req->call.args[1],
-			 req->call.args[2], req->call.args[3], req->call.args[4],
-			 req->call.args[5]);
-	procwide__shared.expected = r;
-	res->result = r;
-	if (!pw_is_err(r))
-		return true;
-	res->ret = (int)r;
-	res->outcome = PROCWIDE_OUTCOME_CALLER_FAILED;
-	snprintf(res->message, sizeof res->message,
-		 "the call failed in the calling thread (%s); nothing was changed",
-		 strerror((int)-r));
-	return false;
-}
-
-/* The threads stopped by the helper run the call at once and go. */
-static int run_seized_now(void)
-{
-	if (!E.nseized)
-		return 0;
-	if (procwide__inject_run_detach(procwide__shared.nr, procwide__shared.args, E.deadline,
-					on_injected, NULL) != 0)
-		procwide__die("procwide: the ptrace helper did not finish the call after other threads had run it; killing the process so that no thread runs half-changed\n");
-	E.nseized = 0;
-	return 0;
-}
-
-/* The longest direct call whose threads inode numbers tell apart: the time
- * the inode counter needs to go round (see above), with the CPUs configured
- * (not only those online, which may come back). */
-#define PW_INO_MIN_NS 20u
-
-static uint64_t ino_trust_ns(void)
-{
-	static uint64_t trust;
-	if (!trust) {
-		long cpus = sysconf(_SC_NPROCESSORS_CONF);
-		trust = (uint64_t)PW_INO_MIN_NS * (1ull << 32) / (uint64_t)(cpus > 0 ? cpus : 1);
-	}
-	return trust;
-}
-
-struct listed {
-	uint32_t known; /* known threads listed, each counted once */
-};
-
-static int count_known(pid_t tid, uint64_t ino, void *ctx)
-{
-	struct listed *l = ctx;
-	uint32_t pos, idx = find_tid(tid, &pos);
-	if (idx == UINT32_MAX)
-		return 0;
-	struct pw_slot *slot = pw_slot_at(idx);
-	enum pw_slot_state st = slot_state(idx);
-	bool ran = st == PW_S_DONE || st == PW_S_INJ_DONE || st == PW_S_ZOMBIE ||
-		   st == PW_S_KWORKER || st == PW_S_CALLER;
-	/* A directory listing may show an entry twice while threads end:
-	 * each slot counts once per proof. */
-	if (!ran || slot->proof == E.proof)
-		return 0;
-	if (st != PW_S_CALLER &&
-	    (ino <= PW_INO_NONE || slot->ino != ino ||
-	     (!procwide__proc_frees_tid_after_flush() && procwide__task_ino(tid) != ino)))
-		return 0;
-	slot->proof = E.proof;
-	l->known++;
-	return 0;
-}
-
-/* 0 when proven that every live thread has the change, 1 when not (yet). */
-static int prove_complete(void)
-{
-	long count = procwide__taskdir_count();
-	if (count < 0)
-		return (int)count;
-	/* A thread being reaped leaves the count (sig->nr_threads--, in
-	 * __exit_signal) a moment before it leaves the list
-	 * (__unhash_process), both under tasklist_lock held for writing by
-	 * release_task.  A wait takes that lock for reading (__do_wait), so
-	 * once it returns, every release that had begun when the count was
-	 * read has ended, and such a thread is no longer listed below.  The
-	 * wait names the caller itself, never a child: it reaps nothing and
-	 * returns ECHILD at once. */
-	siginfo_t si;
-	if (pw_sys6(SYS_waitid, P_PID, procwide__shared.caller_tid, (long)&si,
-		    WEXITED | WNOHANG | __WALL, 0, 0) != -ECHILD)
-		return 1; /* not the wait meant: no proof */
-	if (++E.proof == 0)
-		E.proof = 1;
-	struct listed l = {0};
-	if (procwide__taskdir_sweep(count_known, &l) != 0)
-		return 1; /* no proof this time */
-	return count == (long)l.known ? 0 : 1;
-}
-
-/* More slots than reserved: no thread is held (the helper's batches are
- * run at once), so the caller may allocate; the tid index is rebuilt. */
-static int grow_direct(const struct pw_request *req, struct pw_result *res)
-{
-	int e = prepare(req, res, E.reserved * 2);
-	if (e)
-		return e;
-	memset(E.hash, 0, E.hcap * sizeof *E.hash);
-	for (uint32_t i = 0; i < E.nused; i++) {
-		uint32_t pos;
-		find_tid(slot_tid(i), &pos);
-		E.hash[pos] = i + 1;
-	}
-	return 0;
-}
-
-static int gather_direct(const struct pw_request *req, struct pw_result *res)
-{
-	for (unsigned proofs = 0;;) {
-		int e = proofs == 0 && known.n ? sweep_from(&known) : sweep();
-		if (e == -ENOSPC)
-			e = grow_direct(req, res);
-		if (!e)
-			e = wait_arrivals(E.deadline, PW_FIRST_STALL_NS, false);
-		if (e)
-			return e;
-		if ((e = prove_complete()) < 0)
-			return e;
-		/* A call too long for inode numbers to tell threads apart. */
-		if (now_ns() - E.started >= ino_trust_ns())
-			return PW_UNPROVEN;
-		if (e == 0)
-			return 0;
-		if (++proofs == PW_DIRECT_PROOFS)
-			return PW_UNPROVEN;
-	}
-}
-
-/* Threads end too fast for the proof: park every thread and run it again
- * in each (the caller's result stands). */
-static int settle_parked(const struct pw_request *req, struct pw_result *res)
-{
-	E.direct = false;
-	uint64_t deadline = now_ns() + (uint64_t)req->deadline_ms * 1000000u;
-	E.deadline = deadline;
-	int e = gather_all(req, res, deadline);
-	return e ? e : release(PW_GO, now_ns() + (uint64_t)req->deadline_ms * 1000000u);
-}
-
-static void run_direct(const struct pw_request *req, struct pw_result *res)
-{
-	start_attempt();
-	if (!run_in_caller(req, res))
-		return; /* no signal sent: nothing changed */
-	atomic_store_explicit(&procwide__shared.phase, PW_DIRECT, memory_order_release);
-	int e = gather_direct(req, res);
-	if (e == PW_UNPROVEN) {
-		res->mode = PROCWIDE_MODE_DIRECT_THEN_PARKED;
-		e = settle_parked(req, res);
-	}
-	if (e) {
-		char msg[400];
-		if (E.inject_error)
-			snprintf(msg, sizeof msg,
-				 "procwide: thread %d did not answer signal %d and ptrace failed (%s) after the calling thread had run the call; killing the process so that no thread runs half-changed\n",
-				 (int)E.inject_failed_tid, E.signo, E.why);
-		else
-			snprintf(msg, sizeof msg,
-				 "procwide: not every thread could be reached after the calling thread had run the call (%s); killing the process so that no thread runs half-changed\n",
-				 e == -ETIMEDOUT ? "no progress within the deadline" : strerror(-e));
-		procwide__die(msg);
-	}
-	if (procwide__inject_active())
-		procwide__inject_end();
-	finish(req, res);
 }
 
 /* ---- the call ------------------------------------------------------------------ */
@@ -1449,19 +1119,19 @@ void procwide__engine_run(const struct pw_request *req, struct pw_result *res)
 	E.inject_failed_tid = 0;
 	E.inject_error = 0;
 	E.inject_all = req->inject_all;
-	E.direct = direct_allowed(req);
+	E.direct = procwide__direct_allowed(req);
 	static unsigned ncalls;
 	E.reprobe = ++ncalls % PW_REPROBE_EVERY == 0;
 	E.started = t0;
 	res->mode = E.direct ? PROCWIDE_MODE_DIRECT : PROCWIDE_MODE_PARKED;
 	/* The direct path sizes its tables from the last call's threads (a
 	 * count read costs a system call; more threads grow the tables). */
-	if (E.direct && (e = prepare_for(req, res, known.n, 0)) == 0) {
-		run_direct(req, res);
+	if (E.direct && (e = procwide__direct_prepare(req, res)) == 0) {
+		procwide__run_direct(req, res);
 		goto out;
 	}
 	if (!E.direct)
-		e = gather_all(req, res, deadline);
+		e = procwide__gather_all(req, res, deadline);
 	if (e) {
 		abort_all();
 		/* Unreachable by signal and by ptrace: ptrace's error says more
@@ -1480,12 +1150,12 @@ void procwide__engine_run(const struct pw_request *req, struct pw_result *res)
 	}
 
 	/* Every other thread is parked: run it here first. */
-	if (!run_in_caller(req, res)) {
+	if (!procwide__run_in_caller(req, res)) {
 		abort_all();
 		build_report(req, res, false);
 		goto out;
 	}
-	if (release(PW_GO, now_ns() + (uint64_t)req->deadline_ms * 1000000u) != 0) {
+	if (procwide__release(PW_GO, now_ns() + (uint64_t)req->deadline_ms * 1000000u) != 0) {
 		/* Some threads have the change and one has not finished: the
 		 * state of the process is unknown.  Fail closed. */
 		char msg[160];
@@ -1494,15 +1164,13 @@ void procwide__engine_run(const struct pw_request *req, struct pw_result *res)
 			 req->deadline_ms);
 		procwide__die(msg);
 	}
-	finish(req, res);
+	procwide__finish(req, res);
 out:
 	if (!E.inject_all)
 		remember_blocking();
 	/* The direct path is for a process whose last call went through with
 	 * signals alone (see enum procwide_mode). */
-	direct_ok = res->outcome == PROCWIDE_OUTCOME_OK && !E.inject_all && blocking.n == 0;
-	if (direct_ok)
-		keep_tids(&known, still_there);
+	procwide__direct_after(res->outcome == PROCWIDE_OUTCOME_OK && !E.inject_all && blocking.n == 0);
 	pw_rt_sigprocmask(SIG_SETMASK, &old_mask, NULL);
 	procwide__unlock();
 	pthread_setcancelstate(cancel_state, NULL);
@@ -1510,7 +1178,7 @@ out:
 }
 
 /* The report of a call that ran everywhere. */
-static void finish(const struct pw_request *req, struct pw_result *res)
+void procwide__finish(const struct pw_request *req, struct pw_result *res)
 {
 	long r = procwide__shared.expected;
 	kill_if_mismatch(req);
