@@ -99,8 +99,12 @@ struct procwide_opts {
 				     thread that must still finish is waiting
 				     for a CPU (past it: the process is killed,
 				     fail closed).  On the direct path (see
-				     enum procwide_mode) only the second
-				     applies, from the start.  On a machine
+				     enum procwide_mode) a wait without
+				     progress bounds it from the start:
+				     past it, every thread still silent is
+				     reached through ptrace, runnable or
+				     not; past it again, the process is
+				     killed.  On a machine
 				     whose CPUs are all busy, reaching every
 				     thread can take longer than the default:
 				     raise it. */
