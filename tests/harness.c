@@ -269,7 +269,7 @@ struct pw_idle {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	bool stop;
-	size_t n;
+	size_t n, ready;
 	pthread_t th[];
 };
 
@@ -277,6 +277,8 @@ static void *idle_main(void *arg)
 {
 	struct pw_idle *idle = arg;
 	pthread_mutex_lock(&idle->mu);
+	idle->ready++;
+	pthread_cond_broadcast(&idle->cv);
 	while (!idle->stop)
 		pthread_cond_wait(&idle->cv, &idle->mu);
 	pthread_mutex_unlock(&idle->mu);
@@ -297,6 +299,14 @@ struct pw_idle *pw_idle_start(size_t n)
 		if (pthread_create(&idle->th[idle->n], &attr, idle_main, idle) != 0)
 			break;
 	pthread_attr_destroy(&attr);
+	/* Returns once every thread waits: a thread still starting may be
+	 * inside the C library or a sanitizer's allocator, holding a lock
+	 * that a fork() right after would leave locked in the child (GCC 12's
+	 * ASan takes no allocator lock around fork). */
+	pthread_mutex_lock(&idle->mu);
+	while (idle->ready < idle->n)
+		pthread_cond_wait(&idle->cv, &idle->mu);
+	pthread_mutex_unlock(&idle->mu);
 	return idle;
 }
 
