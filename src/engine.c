@@ -1057,7 +1057,19 @@ static void fail(struct pw_result *res, int ret, int outcome, const char *msg)
 		snprintf(res->message, sizeof res->message, "%s", msg);
 }
 
+static void engine_run(const struct pw_request *req, struct pw_result *res);
+
+/* errno as the caller left it, whatever the /proc reads and lookups on the
+ * way set (a thread that ends between a listing and a lookup makes
+ * ENOENT); procwide_syscall sets it only on failure. */
 void procwide__engine_run(const struct pw_request *req, struct pw_result *res)
+{
+	int saved = errno;
+	engine_run(req, res);
+	errno = saved;
+}
+
+static void engine_run(const struct pw_request *req, struct pw_result *res)
 {
 	uint64_t t0 = now_ns();
 	memset(res, 0, sizeof *res);
