@@ -60,7 +60,7 @@ struct pw_slot {
 	long result; /* written by the handler before DONE (release) */
 	/* The caller's alone (the handler never reads them): the inode number
 	 * of /proc/self/task/TID when the thread was found, which tells this
-	 * thread from a later one given the same tid (src/engine.c, the
+	 * thread from a later one given the same tid (src/direct.c, the
 	 * direct path's proof), and the last proof that counted it. */
 	uint64_t ino;
 	uint32_t proof;

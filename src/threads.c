@@ -142,8 +142,9 @@ uint64_t procwide__task_ino(pid_t tid)
 	return (uint64_t)st.st_ino;
 }
 
-/* Read once at load time, before other threads run (getenv racing a
- * setenv in another thread is undefined). */
+/* Read once when the library loads, not during a call (getenv racing a
+ * setenv in another thread is undefined; at load, other threads run only
+ * if the library is loaded with dlopen). */
 static bool frees_tid_after_flush;
 
 static void probe_proc_flush_order(void)

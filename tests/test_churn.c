@@ -22,7 +22,7 @@ static atomic_bool stop;
 static atomic_long spawned;
 static bool some_block; /* a quarter of the leaves block every signal */
 /* Calls that took the direct path (no parking: the proof of completeness
- * in src/engine.c is what keeps threads from escaping there). */
+ * in src/direct.c is what keeps threads from escaping there). */
 static unsigned direct_calls, settled_calls;
 
 #define LEAF_NEST 1
