@@ -80,24 +80,6 @@ bool procwide__direct_allowed(const struct pw_request *req)
 	       !req->atomic && procwide__direct_safe(&req->call) && procwide__inject_possible();
 }
 
-/* Runs the call in the calling thread; false (res filled) if it failed. */
-bool procwide__run_in_caller(const struct pw_request *req, struct pw_result *res)
-{
-	long r = pw_sys6(req->call.nr, req->call.args[0], req->call.args[1],
-			 req->call.args[2], req->call.args[3], req->call.args[4],
-			 req->call.args[5]);
-	procwide__shared.expected = r;
-	res->result = r;
-	if (!pw_is_err(r))
-		return true;
-	res->ret = (int)r;
-	res->outcome = PROCWIDE_OUTCOME_CALLER_FAILED;
-	snprintf(res->message, sizeof res->message,
-		 "the call failed in the calling thread (%s); nothing was changed",
-		 strerror((int)-r));
-	return false;
-}
-
 /* The threads stopped by the helper run the call at once and go. */
 int procwide__run_seized_now(void)
 {
@@ -125,13 +107,10 @@ uint64_t procwide__ino_trust_ns(void)
 	return trust;
 }
 
-struct listed {
-	uint32_t known; /* known threads listed, each counted once */
-};
-
+/* Counts into *ctx the known threads listed, each once. */
 static int count_known(pid_t tid, uint64_t ino, void *ctx)
 {
-	struct listed *l = ctx;
+	uint32_t *listed = ctx;
 	uint32_t pos, idx = procwide__find_tid(tid, &pos);
 	if (idx == UINT32_MAX)
 		return 0;
@@ -148,7 +127,7 @@ static int count_known(pid_t tid, uint64_t ino, void *ctx)
 	     (!procwide__proc_frees_tid_after_flush() && procwide__task_ino(tid) != ino)))
 		return 0;
 	slot->proof = E.proof;
-	l->known++;
+	(*listed)++;
 	return 0;
 }
 
@@ -172,10 +151,10 @@ static int prove_complete(void)
 		return 1; /* not the wait meant: no proof */
 	if (++E.proof == 0)
 		E.proof = 1;
-	struct listed l = {0};
-	if (procwide__taskdir_sweep(count_known, &l) != 0)
+	uint32_t listed = 0;
+	if (procwide__taskdir_sweep(count_known, &listed) != 0)
 		return 1; /* no proof this time */
-	return count == (long)l.known ? 0 : 1;
+	return count == (long)listed ? 0 : 1;
 }
 
 /* More slots than reserved: no thread is held (the helper's batches are

@@ -573,10 +573,6 @@ int procwide__wait_arrivals(uint64_t deadline, uint64_t stall_ns, bool may_retry
 		uint32_t a = atomic_load(&procwide__shared.arrived);
 		if (a >= atomic_load(&procwide__shared.want) && E.nunsent == 0)
 			return 0;
-		/* Renewed tids count as answers: bounded by the time inode
-		 * numbers tell threads apart. */
-		if (E.direct && now_ns() - E.started >= procwide__ino_trust_ns())
-			return PW_UNPROVEN;
 		if (spin_while(&procwide__shared.arrived, a,
 			       atomic_load(&procwide__shared.want) - a))
 			continue;
@@ -604,6 +600,11 @@ int procwide__wait_arrivals(uint64_t deadline, uint64_t stall_ns, bool may_retry
 			/* Progress: threads are answering, only slowly. */
 			seen = now_arrived;
 			last_progress = last_answer = now_ns();
+			/* On the direct path progress extends the deadline;
+			 * renewed tids count as answers, so the call is bounded
+			 * by the time inode numbers tell threads apart. */
+			if (E.direct && last_progress - E.started >= procwide__ino_trust_ns())
+				return PW_UNPROVEN;
 			if (E.direct)
 				deadline = E.deadline = last_progress + E.patience;
 			continue;
@@ -1012,6 +1013,24 @@ int procwide__gather_all(const struct pw_request *req, struct pw_result *res, ui
 		stall *= 2;
 		sched_yield();
 	}
+}
+
+/* Runs the call in the calling thread; false (res filled) if it failed. */
+bool procwide__run_in_caller(const struct pw_request *req, struct pw_result *res)
+{
+	long r = pw_sys6(req->call.nr, req->call.args[0], req->call.args[1],
+			 req->call.args[2], req->call.args[3], req->call.args[4],
+			 req->call.args[5]);
+	procwide__shared.expected = r;
+	res->result = r;
+	if (!pw_is_err(r))
+		return true;
+	res->ret = (int)r;
+	res->outcome = PROCWIDE_OUTCOME_CALLER_FAILED;
+	snprintf(res->message, sizeof res->message,
+		 "the call failed in the calling thread (%s); nothing was changed",
+		 strerror((int)-r));
+	return false;
 }
 
 /* ---- the call ------------------------------------------------------------------ */

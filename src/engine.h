@@ -120,10 +120,11 @@ PW_HIDDEN int procwide__prepare(const struct pw_request *req, struct pw_result *
 PW_HIDDEN int procwide__gather_all(const struct pw_request *req, struct pw_result *res,
 				   uint64_t deadline);
 PW_HIDDEN void procwide__finish(const struct pw_request *req, struct pw_result *res);
+/* Runs the call in the calling thread; false (res filled) if it failed. */
+PW_HIDDEN bool procwide__run_in_caller(const struct pw_request *req, struct pw_result *res);
 
 /* src/direct.c */
 PW_HIDDEN bool procwide__direct_allowed(const struct pw_request *req);
-PW_HIDDEN bool procwide__run_in_caller(const struct pw_request *req, struct pw_result *res);
 PW_HIDDEN int procwide__run_seized_now(void);
 PW_HIDDEN uint64_t procwide__ino_trust_ns(void);
 /* Sizes the tables for a direct call: 0 or -errno. */
