@@ -323,6 +323,52 @@ void pw_idle_stop(struct pw_idle *idle)
 	free(idle);
 }
 
+struct pw_churn {
+	atomic_bool stop;
+	size_t n;
+	pthread_t th[];
+};
+
+static void *short_lived(void *arg)
+{
+	(void)arg;
+	usleep((useconds_t)(rand() % 3000));
+	return NULL;
+}
+
+static void *churn_main(void *arg)
+{
+	struct pw_churn *churn = arg;
+	while (!atomic_load(&churn->stop)) {
+		pthread_t t;
+		if (pthread_create(&t, NULL, short_lived, NULL) == 0)
+			pthread_detach(t);
+		usleep(100);
+	}
+	return NULL;
+}
+
+struct pw_churn *pw_churn_start(size_t n)
+{
+	struct pw_churn *churn = calloc(1, sizeof *churn + n * sizeof(pthread_t));
+	if (!churn)
+		return NULL;
+	for (; churn->n < n; churn->n++)
+		if (pthread_create(&churn->th[churn->n], NULL, churn_main, churn) != 0)
+			break;
+	return churn;
+}
+
+void pw_churn_stop(struct pw_churn *churn)
+{
+	if (!churn)
+		return;
+	atomic_store(&churn->stop, true);
+	for (size_t i = 0; i < churn->n; i++)
+		pthread_join(churn->th[i], NULL);
+	free(churn);
+}
+
 void pw_block_all_signals(void)
 {
 	uint64_t all = ~0ULL;

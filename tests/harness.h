@@ -67,6 +67,13 @@ struct pw_idle;
 struct pw_idle *pw_idle_start(size_t n);
 void pw_idle_stop(struct pw_idle *idle);
 
+/* Starts n threads that keep making short-lived threads (each ends within
+ * 3 ms, a new one every 100 us from each), so that threads end during every
+ * call, until pw_churn_stop(). */
+struct pw_churn;
+struct pw_churn *pw_churn_start(size_t n);
+void pw_churn_stop(struct pw_churn *churn);
+
 /* Blocks every signal in the calling thread with the raw call (the C
  * library's wrappers keep their own signals). */
 void pw_block_all_signals(void);

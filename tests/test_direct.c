@@ -622,29 +622,10 @@ static void reused_tid_is_told_apart_by_lookup(void)
 
 /* errno is the caller's after a successful call, while threads end between
  * the listing of /proc/self/task and the lookups that follow it. */
-static atomic_bool churn_stop;
-
-static void *short_lived(void *arg)
-{
-	return arg;
-}
-
-static void *churner(void *arg)
-{
-	(void)arg;
-	while (!atomic_load(&churn_stop)) {
-		pthread_t t;
-		if (pthread_create(&t, NULL, short_lived, NULL) == 0)
-			pthread_join(t, NULL);
-	}
-	return NULL;
-}
-
 static void errno_kept_while_threads_end(void)
 {
-	pthread_t c[3];
-	for (int i = 0; i < 3; i++)
-		PW_CHECK(pthread_create(&c[i], NULL, churner, NULL) == 0, "churner");
+	struct pw_churn *churn = pw_churn_start(3);
+	PW_CHECK(churn, "churn");
 	for (int i = 0; i < 500; i++) {
 		errno = 4242;
 		long r = procwide_syscall(SYS_prctl, PR_SET_TIMERSLACK, 50000 + i, 0, 0, 0, 0);
@@ -652,9 +633,7 @@ static void errno_kept_while_threads_end(void)
 		PW_EQ_LONG(r, 0);
 		PW_EQ_LONG(e, 4242);
 	}
-	atomic_store(&churn_stop, true);
-	for (int i = 0; i < 3; i++)
-		pthread_join(c[i], NULL);
+	pw_churn_stop(churn);
 }
 
 static void errno_kept_while_threads_end_by_lookup(void)

@@ -60,32 +60,10 @@ static void zombie_main_thread(void)
 	pthread_exit(NULL);
 }
 
-static atomic_bool stop;
-
-static void *short_lived(void *arg)
-{
-	(void)arg;
-	usleep((useconds_t)(rand() % 3000));
-	return NULL;
-}
-
-static void *exiter_spawner(void *arg)
-{
-	(void)arg;
-	while (!atomic_load(&stop)) {
-		pthread_t t;
-		if (pthread_create(&t, NULL, short_lived, NULL) == 0)
-			pthread_detach(t);
-		usleep(100);
-	}
-	return NULL;
-}
-
 static void threads_exiting_mid_call(void)
 {
-	pthread_t sp[3];
-	for (int i = 0; i < 3; i++)
-		PW_CHECK(pthread_create(&sp[i], NULL, exiter_spawner, NULL) == 0, "create");
+	struct pw_churn *churn = pw_churn_start(3);
+	PW_CHECK(churn, "churn");
 	size_t exited = 0;
 	for (int i = 0; i < 300; i++) {
 		struct procwide_call call = {.nr = SYS_prctl, .args = {PR_SET_TIMERSLACK, 50000 + i}};
@@ -95,9 +73,7 @@ static void threads_exiting_mid_call(void)
 			exited += rep.threads[k].status == PROCWIDE_THREAD_EXITED;
 		procwide_report_release(&rep);
 	}
-	atomic_store(&stop, true);
-	for (int i = 0; i < 3; i++)
-		pthread_join(sp[i], NULL);
+	pw_churn_stop(churn);
 	pw_diag("%zu threads exited during calls", exited);
 }
 
