@@ -103,8 +103,9 @@ struct procwide_opts {
 				     progress bounds it from the start:
 				     past it, every thread still silent is
 				     reached through ptrace, runnable or
-				     not; past it again, the process is
-				     killed.  On a machine
+				     not (one ptrace cannot reach is left
+				     to the signal); past it again, the
+				     process is killed.  On a machine
 				     whose CPUs are all busy, reaching every
 				     thread can take longer than the default:
 				     raise it. */

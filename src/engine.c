@@ -152,6 +152,12 @@ static int reach(uint32_t idx)
 	return (int)r;
 }
 
+/* The number of arrivals the caller waits for: the signals in flight. */
+static void publish_want(void)
+{
+	atomic_store(&procwide__shared.want, E.nsent);
+}
+
 /* Marks slot idx (in state `from`) for the ptrace helper; seize_marked()
  * hands it over.  The compare-and-swap settles a race with a late arrival:
  * either the thread parked in the handler, or the handler will turn it
@@ -210,9 +216,11 @@ static void seize_result(uint32_t idx, int e)
 
 /* Hands every marked thread to the ptrace helper, with up to a window of
  * requests in flight so that the helper stops them together.  0 when each
- * is stopped or gone; otherwise E.why says why ptrace failed, and the call
+ * is stopped or gone.  Otherwise E.why says why ptrace failed and the call
  * goes on with signals alone until the deadline (a thread that is only
- * slow may still answer), unless no signal may be sent at all. */
+ * slow may still answer): PW_STALLED on the parked path (the gather may
+ * start again), 0 on the direct path; unless no signal may be sent at all
+ * (inject_all), which ends the call with ptrace's error. */
 #define PW_SEIZE_WINDOW 64u
 
 
@@ -263,7 +271,23 @@ static int seize_marked(void)
 	if (!E.inject_error)
 		return E.direct ? procwide__run_seized_now() : 0;
 	E.may_inject = false;
-	return E.inject_all ? E.inject_error : PW_STALLED;
+	if (E.inject_all)
+		return E.inject_error;
+	/* A thread ptrace could not reach may only be slow: it goes back to
+	 * its signal (again: while it was being handed over, it may have
+	 * taken and turned away the first).  Those stopped meanwhile run the
+	 * call on the direct path, which cannot go back. */
+	for (uint32_t i = 0; i < E.nused; i++)
+		if (slot_state(i) == PW_S_NOPTRACE) {
+			slot_set(i, PW_S_FREE);
+			int r = reach(i);
+			if (r)
+				return r;
+		}
+	publish_want();
+	if (E.direct)
+		return procwide__run_seized_now();
+	return PW_STALLED;
 }
 
 
@@ -386,11 +410,6 @@ static int on_tid(pid_t tid, uint64_t ino, void *ctx)
 		return 0;
 	}
 	return reach(idx);
-}
-
-static void publish_want(void)
-{
-	atomic_store(&procwide__shared.want, E.nsent);
 }
 
 /* One pass over the threads that have not arrived: drop those that exited
@@ -583,7 +602,7 @@ int procwide__wait_arrivals(uint64_t deadline, uint64_t stall_ns, bool may_retry
 			 * not (a thread spinning where the signal cannot reach
 			 * it: a handler the application put in procwide's
 			 * place, say); the parked path keeps its deadline. */
-			if (!E.direct || forced)
+			if (!E.direct || forced || !E.may_inject)
 				return -ETIMEDOUT;
 			forced = true;
 			bool marked;
@@ -639,7 +658,7 @@ int procwide__wait_arrivals(uint64_t deadline, uint64_t stall_ns, bool may_retry
 		}
 		bool marked;
 		e = seize_laggards(t - last_answer, false, &marked);
-		if (e == PW_STALLED && !may_retry && !E.direct)
+		if (e == PW_STALLED && !may_retry)
 			e = 0; /* ptrace failed: signals alone until the deadline */
 		if (e)
 			return e;

@@ -16,6 +16,7 @@
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #define CAP_SYS_PTRACE 19
@@ -201,6 +202,85 @@ static void thread_that_stops_blocking_goes_back_to_signals(void)
 	PW_CHECK(!last_used_ptrace && calls <= 48, "still reached through ptrace after %d calls",
 		 calls);
 	PW_EQ_LONG(set_names("pw-last", NULL, 0), PROCWIDE_MODE_DIRECT);
+	atomic_store(&stop_it, true);
+	pthread_join(t, NULL);
+	pw_idle_stop(idle);
+}
+
+#ifndef SYS_landlock_create_ruleset
+#define SYS_landlock_create_ruleset 444
+#define SYS_landlock_restrict_self 446
+#endif
+
+/* Sets `unblock` after arg microseconds (procwide's signal cuts a sleep
+ * short: nanosleep is not restarted). */
+static void *unblock_later(void *arg)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	uint64_t ns = (uint64_t)(uintptr_t)arg * 1000u + (uint64_t)t.tv_nsec;
+	t.tv_sec += (time_t)(ns / 1000000000u);
+	t.tv_nsec = (long)(ns % 1000000000u);
+	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &t, NULL) == EINTR)
+		;
+	atomic_store(&unblock, true);
+	return NULL;
+}
+
+/* A thread that ptrace cannot reach may only be slow: it stays with its
+ * signal until the deadline.  Here the caller alone enters a Landlock
+ * domain after the other threads exist, so the helper forked from it may
+ * trace none of them (Landlock allows tracing only into one's own domain
+ * or a nested one); then one of them blocks every signal for 300 ms.  The
+ * direct call hands it to the helper, which is refused, and the thread
+ * runs the call once it unblocks. */
+static atomic_bool block_now;
+
+static void *blocks_when_told(void *arg)
+{
+	(void)arg;
+	atomic_store(&for_a_while_tid, (pid_t)syscall(SYS_gettid));
+	while (!atomic_load(&block_now))
+		usleep(1000);
+	pw_block_all_signals();
+	atomic_store(&block_now, false);
+	while (!atomic_load(&unblock))
+		usleep(1000);
+	sigset_t set;
+	sigemptyset(&set);
+	pthread_sigmask(SIG_SETMASK, &set, NULL);
+	while (!atomic_load(&stop_it))
+		usleep(1000);
+	return NULL;
+}
+
+static void ptrace_refused_thread_that_is_only_slow(void)
+{
+	struct pw_idle *idle = pw_idle_start(2);
+	pthread_t t, later;
+	PW_CHECK(pthread_create(&t, NULL, blocks_when_told, NULL) == 0, "create");
+	while (!atomic_load(&for_a_while_tid))
+		usleep(100);
+	struct { uint64_t fs, net, scoped; } attr = {1ull << 4 /* REMOVE_DIR */, 0, 0};
+	long fd = syscall(SYS_landlock_create_ruleset, &attr, sizeof attr.fs, 0);
+	if (fd < 0)
+		pw_skip("Landlock unavailable: %s", strerror(errno));
+	PW_CHECK(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0, "no_new_privs");
+	PW_CHECK(syscall(SYS_landlock_restrict_self, fd, 0) == 0, "landlock: %s", strerror(errno));
+	/* Until a call goes through with signals alone: the next is direct. */
+	do
+		set_names("pw-one", NULL, 0);
+	while (last_used_ptrace);
+	atomic_store(&block_now, true);
+	while (atomic_load(&block_now))
+		usleep(100);
+	/* This thread is in the caller's domain: not the one to wait for. */
+	PW_CHECK(pthread_create(&later, NULL, unblock_later, (void *)(uintptr_t)300000) == 0,
+		 "create");
+	PW_EQ_LONG(set_names("pw-two", NULL, 0), PROCWIDE_MODE_DIRECT);
+	PW_CHECK(atomic_load(&unblock), "the call ended before the thread could answer");
+	PW_CHECK(!last_used_ptrace, "a thread was reached through ptrace");
+	pthread_join(later, NULL);
 	atomic_store(&stop_it, true);
 	pthread_join(t, NULL);
 	pw_idle_stop(idle);
@@ -649,6 +729,7 @@ int main(int argc, char **argv)
 		PW_CASE(caller_failure_changes_nothing),
 		PW_CASE(new_blocking_thread_reached_through_ptrace),
 		PW_CASE(thread_that_stops_blocking_goes_back_to_signals),
+		PW_CASE_T(ptrace_refused_thread_that_is_only_slow, 30),
 		PW_CASE_T(unreachable_after_others_ran_kills, 30),
 		PW_CASE(calls_that_could_stop_the_caller_stay_parked),
 		PW_CASE(seccomp_filter_or_non_dumpable_keep_it_parked),
