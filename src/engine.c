@@ -28,6 +28,7 @@
  * lock; only src/handler.c runs in the others. */
 #include "engine.h"
 #include "inject.h"
+#include "security.h" /* the Landlock call and its TSYNC flag */
 
 #include <errno.h>
 #include <limits.h>
@@ -1042,8 +1043,15 @@ bool procwide__run_in_caller(const struct pw_request *req, struct pw_result *res
 			 req->call.args[5]);
 	procwide__shared.expected = r;
 	res->result = r;
-	if (!pw_is_err(r))
+	if (!pw_is_err(r)) {
+		/* Each thread's own landlock_restrict_self gives it a domain of
+		 * its own (the kernel's TSYNC, Linux 7.0, gives all the
+		 * caller's): later helpers could trace none of the others. */
+		if (req->call.nr == SYS_landlock_restrict_self &&
+		    !(req->call.args[1] & PWS_LL_RESTRICT_SELF_TSYNC))
+			procwide__inject_note_split_domains();
 		return true;
+	}
 	res->ret = (int)r;
 	res->outcome = PROCWIDE_OUTCOME_CALLER_FAILED;
 	snprintf(res->message, sizeof res->message,

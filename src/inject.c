@@ -147,13 +147,25 @@ static void kill_helper(void)
 	outq.n = 0;
 }
 
+/* The process whose threads have Landlock domains of their own (see
+ * inject.h); 0 if none. */
+static pid_t split_domains;
+
+void procwide__inject_note_split_domains(void)
+{
+	split_domains = pw_getpid();
+}
+
 /* Why this process may not trace its own threads, as far as it can tell
- * before trying: Yama, or a non-dumpable process without CAP_SYS_PTRACE
- * (procwide never lowers that protection).  0, or -EPERM and `why'. */
+ * before trying: Yama, a non-dumpable process without CAP_SYS_PTRACE
+ * (procwide never lowers that protection), threads in Landlock domains of
+ * their own.  0, or -EPERM and `why'. */
 static int ptrace_refused(char *why, size_t whysz)
 {
 	const char *r = NULL;
-	if (yama_scope == 3)
+	if (split_domains && split_domains == pw_getpid())
+		r = "each thread has its own Landlock domain (restricted one by one; TSYNC needs Linux 7.0)";
+	else if (yama_scope == 3)
 		r = "Yama's ptrace_scope is 3: ptrace is disabled on this system";
 	else if (yama_scope == 2 && !has_cap(PW_CAP_SYS_PTRACE))
 		r = "Yama's ptrace_scope is 2 and the process lacks CAP_SYS_PTRACE";

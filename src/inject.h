@@ -82,6 +82,13 @@ PW_HIDDEN void procwide__inject_abort(void);
  * scope, a seccomp filter (which the helper would inherit), a non-dumpable
  * process without CAP_SYS_PTRACE.  A cheap check, not a promise. */
 PW_HIDDEN int procwide__inject_possible(void);
+/* landlock_restrict_self has run in every thread by itself: each thread
+ * has a Landlock domain of its own, and Landlock lets a task trace only
+ * tasks in its own domain or one nested in it, so a helper forked from
+ * now on (in the caller's domain) could trace no other thread.  Refused
+ * up front from then on, with that reason; a forked child, whose threads
+ * all descend from one, forgets it. */
+PW_HIDDEN void procwide__inject_note_split_domains(void);
 /* Keep one helper across calls (procwide_apply_policy: a helper forked
  * before the ids change keeps the privileges to trace the process after
  * it has become non-dumpable).  Best effort; always ended with _end. */
