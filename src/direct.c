@@ -219,10 +219,11 @@ void procwide__run_direct(const struct pw_request *req, struct pw_result *res)
 	}
 	if (e) {
 		char msg[400];
-		if (E.inject_error)
+		pid_t silent = procwide__first_silent();
+		if (E.inject_error && silent)
 			snprintf(msg, sizeof msg,
 				 "procwide: thread %d did not answer signal %d and ptrace failed (%s) after the calling thread had run the call; killing the process so that no thread runs half-changed\n",
-				 (int)E.inject_failed_tid, E.signo, E.why);
+				 (int)silent, E.signo, E.why);
 		else
 			snprintf(msg, sizeof msg,
 				 "procwide: not every thread could be reached after the calling thread had run the call (%s); killing the process so that no thread runs half-changed\n",
@@ -244,7 +245,9 @@ int procwide__direct_prepare(const struct pw_request *req, struct pw_result *res
 
 void procwide__direct_after(bool ok)
 {
-	direct_ok = ok;
+	/* After a call where ptrace failed, the next one does not count on it:
+	 * on the parked path an unreachable thread fails it, nothing changed. */
+	direct_ok = ok && !E.inject_error;
 	if (ok)
 		procwide__keep_tids(&known, still_there);
 }

@@ -140,16 +140,19 @@ static int reach(uint32_t idx)
 		E.nsent++;
 		return 0;
 	}
-	if (r == -ESRCH) { /* exited already */
-		slot_set(idx, PW_S_GONE);
+	/* A thread sent the signal again (ptrace refused it) may have taken
+	 * the first one since the slot became SENT: it has arrived and is
+	 * counted; its slot must not be overwritten. */
+	if (!slot_cas(idx, PW_S_SENT, r == -ESRCH ? PW_S_GONE : PW_S_UNSENT)) {
+		E.nsent++;
 		return 0;
 	}
+	if (r == -ESRCH) /* exited already */
+		return 0;
 	if (r == -EAGAIN) { /* RLIMIT_SIGPENDING: retry as others drain */
-		slot_set(idx, PW_S_UNSENT);
 		E.nunsent++;
 		return 0;
 	}
-	slot_set(idx, PW_S_UNSENT);
 	return (int)r;
 }
 
@@ -205,10 +208,8 @@ static void seize_result(uint32_t idx, int e)
 				 "stopped with its instruction and stack pointers at 0, but the kernel does not mark it as a worker thread");
 		}
 		slot_set(idx, PW_S_NOPTRACE);
-		if (!E.inject_error) {
-			E.inject_failed_tid = slot_tid(idx);
+		if (!E.inject_error)
 			E.inject_error = e;
-		}
 	} else {
 		slot_set(idx, PW_S_SEIZED);
 		E.nseized++;
@@ -263,7 +264,10 @@ static int seize_marked(void)
 		/* Whatever was not handed over, or was lost with the helper. */
 		for (uint32_t i = 0; i < E.nused; i++) {
 			enum pw_slot_state st = slot_state(i);
-			if (st == PW_S_INJECTING || st == PW_S_SEIZING || (st == PW_S_SEIZED && !procwide__inject_active()))
+			bool lost = st == PW_S_SEIZED && !procwide__inject_active();
+			if (lost)
+				E.nseized--; /* detached as the helper died */
+			if (st == PW_S_INJECTING || st == PW_S_SEIZING || lost)
 				seize_result(i, e);
 		}
 		if (!E.inject_error)
@@ -948,10 +952,18 @@ static void build_report(const struct pw_request *req, struct pw_result *res,
 				.tid = slot_tid(i), .status = st, .path = path, .result = result};
 		}
 	}
-	if (E.inject_failed_tid && first_status == PROCWIDE_THREAD_NO_PTRACE)
-		first_unreachable = E.inject_failed_tid; /* the one ptrace refused */
 	if (first_unreachable)
 		describe_unreachable(res, first_unreachable, first_status, req->deadline_ms);
+}
+
+pid_t procwide__first_silent(void)
+{
+	for (uint32_t i = 0; i < E.nused; i++) {
+		enum pw_slot_state st = slot_state(i);
+		if (st == PW_S_SENT || st == PW_S_UNSENT || st == PW_S_NOPTRACE)
+			return slot_tid(i);
+	}
+	return 0;
 }
 
 /* Reserves room for the threads the kernel counts now, with margin for
@@ -1043,15 +1055,8 @@ bool procwide__run_in_caller(const struct pw_request *req, struct pw_result *res
 			 req->call.args[5]);
 	procwide__shared.expected = r;
 	res->result = r;
-	if (!pw_is_err(r)) {
-		/* Each thread's own landlock_restrict_self gives it a domain of
-		 * its own (the kernel's TSYNC, Linux 7.0, gives all the
-		 * caller's): later helpers could trace none of the others. */
-		if (req->call.nr == SYS_landlock_restrict_self &&
-		    !(req->call.args[1] & PWS_LL_RESTRICT_SELF_TSYNC))
-			procwide__inject_note_split_domains();
+	if (!pw_is_err(r))
 		return true;
-	}
 	res->ret = (int)r;
 	res->outcome = PROCWIDE_OUTCOME_CALLER_FAILED;
 	snprintf(res->message, sizeof res->message,
@@ -1174,7 +1179,6 @@ static void engine_run(const struct pw_request *req, struct pw_result *res)
 	E.deadline = deadline;
 	E.patience = (uint64_t)req->deadline_ms * 1000000u;
 	E.may_inject = req->may_inject;
-	E.inject_failed_tid = 0;
 	E.inject_error = 0;
 	E.inject_all = req->inject_all;
 	E.direct = procwide__direct_allowed(req);
@@ -1236,10 +1240,28 @@ out:
 }
 
 /* The report of a call that ran everywhere. */
+/* landlock_restrict_self run by each thread gives each a domain of its own
+ * (a ruleset of -1 makes none; the kernel's TSYNC, Linux 7.0, gives every
+ * thread the caller's): see procwide__inject_split_domains. */
+static void note_landlock_domains(const struct procwide_call *c)
+{
+	if (c->nr != SYS_landlock_restrict_self || (int)c->args[0] == -1 ||
+	    (c->args[1] & PWS_LL_RESTRICT_SELF_TSYNC))
+		return;
+	for (uint32_t i = 0; i < E.nused; i++) {
+		enum pw_slot_state st = slot_state(i);
+		if (st == PW_S_DONE || st == PW_S_INJ_DONE) {
+			procwide__inject_split_domains(true);
+			return;
+		}
+	}
+}
+
 void procwide__finish(const struct pw_request *req, struct pw_result *res)
 {
 	long r = procwide__shared.expected;
 	kill_if_mismatch(req);
+	note_landlock_domains(&req->call);
 	build_report(req, res, false);
 	if (res->nmismatch) {
 		res->ret = -ENOTRECOVERABLE;

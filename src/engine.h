@@ -48,8 +48,8 @@ struct pw_engine {
 	uint64_t started;  /* when the call began */
 	uint32_t proof;	   /* direct path: proofs made, stamps slots */
 	uint64_t deadline;
-	pid_t inject_failed_tid; /* the thread ptrace could not reach */
-	int inject_error;  /* and the error, kept for the whole call */
+	int inject_error;  /* the first error of ptrace, kept for the whole
+			      call (E.why says why) */
 	char why[200];	   /* and why */
 };
 PW_HIDDEN extern struct pw_engine procwide__engine;
@@ -106,6 +106,8 @@ struct tid_list {
 
 /* src/engine.c */
 PW_HIDDEN uint32_t procwide__find_tid(pid_t tid, uint32_t *pos);
+/* The first thread that has not answered, or 0. */
+PW_HIDDEN pid_t procwide__first_silent(void);
 PW_HIDDEN void procwide__keep_tids(struct tid_list *l, bool (*keep)(enum pw_slot_state));
 PW_HIDDEN int procwide__sweep_from(const struct tid_list *l);
 PW_HIDDEN int procwide__sweep(void);

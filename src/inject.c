@@ -3,7 +3,9 @@
  * The helper is started only when a thread has to be reached without a
  * signal, during the gather, i.e. before anything has changed (a helper
  * forked after a Landlock domain took effect would be more restricted than
- * threads it must trace, which Landlock forbids).  It is made with a raw
+ * threads it must trace, which Landlock forbids; and threads given Landlock
+ * domains one by one can be traced by no later helper, see inject.h).  It
+ * is made with a raw
  * clone() with no exit signal: the C library's fork() would take its
  * allocator locks, which a parked thread may hold, and an exit signal would
  * reach the application's SIGCHLD handler or waitpid(-1) loop.
@@ -18,7 +20,9 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -71,8 +75,15 @@ static void forget_if_forked(void)
 /* Yama's scope, read when the library loads: /proc may be closed later. */
 static int yama_scope = -1;
 
+bool procwide__test_helper_dies;
+
 __attribute__((constructor)) static void read_yama_scope(void)
 {
+	/* Tests only: a helper that dies with a batch of seizes half answered
+	 * (read at load, like PROCWIDE_TEST_PROC_REVALIDATE; it can only make
+	 * calls fail or the process die, never succeed wrongly). */
+	const char *t = secure_getenv("PROCWIDE_TEST_HELPER_DIES");
+	procwide__test_helper_dies = t && strcmp(t, "1") == 0;
 	int fd = open("/proc/sys/kernel/yama/ptrace_scope", O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return; /* no Yama */
@@ -149,23 +160,26 @@ static void kill_helper(void)
 
 /* The process whose threads have Landlock domains of their own (see
  * inject.h); 0 if none. */
-static pid_t split_domains;
+static _Atomic pid_t split_domains;
 
-void procwide__inject_note_split_domains(void)
+void procwide__inject_split_domains(bool split)
 {
-	split_domains = pw_getpid();
+	atomic_store(&split_domains, split ? pw_getpid() : 0);
+}
+
+static bool domains_split(void)
+{
+	pid_t p = atomic_load(&split_domains);
+	return p && p == pw_getpid();
 }
 
 /* Why this process may not trace its own threads, as far as it can tell
- * before trying: Yama, a non-dumpable process without CAP_SYS_PTRACE
- * (procwide never lowers that protection), threads in Landlock domains of
- * their own.  0, or -EPERM and `why'. */
+ * before trying: Yama, or a non-dumpable process without CAP_SYS_PTRACE
+ * (procwide never lowers that protection).  0, or -EPERM and `why'. */
 static int ptrace_refused(char *why, size_t whysz)
 {
 	const char *r = NULL;
-	if (split_domains && split_domains == pw_getpid())
-		r = "each thread has its own Landlock domain (restricted one by one; TSYNC needs Linux 7.0)";
-	else if (yama_scope == 3)
+	if (yama_scope == 3)
 		r = "Yama's ptrace_scope is 3: ptrace is disabled on this system";
 	else if (yama_scope == 2 && !has_cap(PW_CAP_SYS_PTRACE))
 		r = "Yama's ptrace_scope is 2 and the process lacks CAP_SYS_PTRACE";
@@ -186,7 +200,8 @@ int procwide__inject_possible(void)
 		return 1; /* a session helper, started with the rights it needs */
 	/* The helper inherits the caller's seccomp filters, which may forbid
 	 * ptrace: no way to tell without trying. */
-	return prctl(PR_GET_SECCOMP, 0, 0, 0, 0) == 0 && ptrace_refused(NULL, 0) == 0;
+	return !domains_split() && prctl(PR_GET_SECCOMP, 0, 0, 0, 0) == 0 &&
+	       ptrace_refused(NULL, 0) == 0;
 }
 
 int procwide__inject_begin(uint32_t cap, uint64_t deadline, char *why, size_t whysz)
@@ -348,8 +363,10 @@ int procwide__inject_recv_seize(uint32_t *idx, uint64_t deadline, char *why, siz
 	snprintf(why, whysz, "%s failed: %s%s%s%s", stage_name(r.stage), errname(r.err),
 		 tracer[0] ? " (already " : "", tracer,
 		 tracer[0]		     ? ")"
-		 : r.err == -EPERM	     ? " (a seccomp filter or security module forbids it)"
-					     : "");
+		 : r.err == -EPERM && domains_split()
+			 ? " (each thread has its own Landlock domain; TSYNC needs Linux 7.0)"
+		 : r.err == -EPERM ? " (a seccomp filter or security module forbids it)"
+				   : "");
 	return r.err;
 }
 

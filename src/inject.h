@@ -4,6 +4,7 @@
 #define PW_INJECT_H
 
 #include <stddef.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -51,6 +52,9 @@ enum pw_inject_stage {
 	PW_STAGE_DETACH = 6,
 };
 
+/* Tests: the helper dies after answering the first seize of a batch of
+ * several (environment PROCWIDE_TEST_HELPER_DIES=1, read at load). */
+PW_HIDDEN extern bool procwide__test_helper_dies;
 /* The helper's entry point, in the child (src/inject_helper.c). */
 PW_HIDDEN __attribute__((noreturn)) void procwide__inject_helper_main(int sock, pid_t parent,
 								     uint32_t cap);
@@ -80,15 +84,19 @@ PW_HIDDEN void procwide__inject_end(void);
 PW_HIDDEN void procwide__inject_abort(void);
 /* 1 if nothing known forbids the helper to trace this process: Yama's
  * scope, a seccomp filter (which the helper would inherit), a non-dumpable
- * process without CAP_SYS_PTRACE.  A cheap check, not a promise. */
+ * process without CAP_SYS_PTRACE, threads in Landlock domains of their own.
+ * A cheap check, not a promise. */
 PW_HIDDEN int procwide__inject_possible(void);
-/* landlock_restrict_self has run in every thread by itself: each thread
- * has a Landlock domain of its own, and Landlock lets a task trace only
- * tasks in its own domain or one nested in it, so a helper forked from
- * now on (in the caller's domain) could trace no other thread.  Refused
- * up front from then on, with that reason; a forked child, whose threads
- * all descend from one, forgets it. */
-PW_HIDDEN void procwide__inject_note_split_domains(void);
+/* true: landlock_restrict_self has run in the caller and in other threads
+ * one by one, and each of those has a Landlock domain of its own.
+ * Landlock lets a task trace only into its own domain or one nested in
+ * it, so a helper forked from now on (in the caller's domain) cannot trace
+ * them, only the caller's later threads.  The direct path, which would
+ * have to kill the process when ptrace fails, is then not taken, and a
+ * refusal says why.  false: every thread has the caller's domain again
+ * (the kernel's TSYNC).  A forked child forgets it: its threads all
+ * descend from one. */
+PW_HIDDEN void procwide__inject_split_domains(bool split);
 /* Keep one helper across calls (procwide_apply_policy: a helper forked
  * before the ids change keeps the privileges to trace the process after
  * it has become non-dumpable).  Best effort; always ended with _end. */

@@ -287,6 +287,10 @@ void procwide__inject_helper_main(int sock, pid_t parent, uint32_t cap)
 					detach(h);
 				reply_tid(sock, err[k], batch[k].idx, 0, 0, err[k] ? stage[k] : PW_STAGE_NONE,
 					  h->tid);
+				if (procwide__test_helper_dies && nb > 1) {
+					flush(sock);
+					die_now(); /* the kernel detaches what it holds */
+				}
 			}
 			flush(sock);
 		} else if (q.op == PW_INJ_RUN_ALL) {

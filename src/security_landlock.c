@@ -8,6 +8,7 @@
  * on the engine path each thread's own result is the check (a thread whose
  * result differs from the caller's kills the process); on the kernel path
  * the kernel's all-or-nothing answer is. */
+#include "inject.h"
 #include "security.h"
 #include "internal.h" /* procwide__lock, procwide__taskdir_ensure */
 
@@ -94,6 +95,8 @@ int procwide_landlock_restrict_ex(int ruleset_fd, unsigned int flags,
 							  : "");
 			return procwide__sec_end(&ctx, err);
 		}
+		if (ruleset_fd != -1)
+			procwide__inject_split_domains(false); /* all in the caller's */
 		ctx.verified = 1;
 		struct pws_verify v;
 		/* Counting may be denied by the new domain: the kernel's answer

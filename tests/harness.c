@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
@@ -375,25 +376,45 @@ void pw_block_all_signals(void)
 	syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, NULL, 8);
 }
 
+struct blocking {
+	_Atomic pid_t tid;
+	unsigned ms; /* 0: for ever */
+};
+
 static void *blocking_main(void *arg)
 {
-	_Atomic pid_t *tid = arg;
+	struct blocking *b = arg;
+	unsigned ms = b->ms;
 	pw_block_all_signals();
-	atomic_store(tid, pw_gettid());
+	atomic_store(&b->tid, pw_gettid());
+	if (ms) {
+		/* No signal can cut the sleep short: every one is blocked. */
+		struct timespec t = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+		nanosleep(&t, NULL);
+		sigset_t none;
+		sigemptyset(&none);
+		pthread_sigmask(SIG_SETMASK, &none, NULL);
+	}
 	for (;;)
 		pause();
 	return NULL;
 }
 
+pid_t pw_start_blocking_thread_for(unsigned ms)
+{
+	static struct blocking b;
+	atomic_store(&b.tid, 0);
+	b.ms = ms;
+	pthread_t t;
+	PW_CHECK(pthread_create(&t, NULL, blocking_main, &b) == 0, "create");
+	while (!atomic_load(&b.tid))
+		usleep(1000);
+	return atomic_load(&b.tid);
+}
+
 pid_t pw_start_blocking_thread(void)
 {
-	static _Atomic pid_t tid;
-	atomic_store(&tid, 0);
-	pthread_t t;
-	PW_CHECK(pthread_create(&t, NULL, blocking_main, (void *)&tid) == 0, "create");
-	while (!atomic_load(&tid))
-		usleep(1000);
-	return atomic_load(&tid);
+	return pw_start_blocking_thread_for(0);
 }
 
 pid_t pw_start_tracer(pid_t victim)
@@ -423,4 +444,20 @@ pid_t pw_start_tracer(pid_t victim)
 		waitpid(dbg, NULL, 0);
 	}
 	return held ? dbg : -1;
+}
+
+void pw_rerun_with(const char *case_name, const char *env)
+{
+	pid_t child = fork();
+	PW_CHECK(child >= 0, "fork");
+	if (child == 0) {
+		if (dup2(2, 1) < 0 || setenv(env, "1", 1) != 0)
+			_exit(126);
+		execl("/proc/self/exe", program_invocation_short_name, case_name, (char *)NULL);
+		_exit(127);
+	}
+	int st;
+	PW_CHECK(waitpid(child, &st, 0) == child, "waitpid");
+	PW_CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s run again with %s=1 exited with %#x",
+		 case_name, env, st);
 }

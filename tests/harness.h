@@ -80,6 +80,12 @@ void pw_block_all_signals(void);
 /* Starts a thread that blocks every signal and sleeps in pause(), as a
  * runtime's service thread does; returns its tid once it is blocked. */
 pid_t pw_start_blocking_thread(void);
+/* The same, but the thread unblocks every signal after `ms` ms. */
+pid_t pw_start_blocking_thread_for(unsigned ms);
+/* Runs test case case_name of this program again in a new process whose
+ * environment has env=1 (for settings the library reads when it loads);
+ * its output goes to this one's diagnostics.  Fails unless it passes. */
+void pw_rerun_with(const char *case_name, const char *env);
 /* Forks a "debugger": a process that holds `victim' with PTRACE_SEIZE and
  * keeps no descriptor of ours; it dies with the thread that called this.
  * Returns its pid once it holds the victim, -1 if it could not. */

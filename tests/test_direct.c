@@ -678,26 +678,12 @@ static void thread_ending_with_signal_pending_is_no_hang(void)
  * kernel this shows that the lookup counts the same threads, not that it
  * is needed.  The inner run has its own 60 s timeout, within the outer
  * case's, so that it never outlives it; its TAP lines go to stderr. */
-static void rerun_revalidating(const char *case_name)
-{
-	pid_t child = fork();
-	PW_CHECK(child >= 0, "fork");
-	if (child == 0) {
-		if (dup2(2, 1) < 0 || setenv("PROCWIDE_TEST_PROC_REVALIDATE", "1", 1) != 0)
-			_exit(126);
-		execl("/proc/self/exe", "test_direct", case_name, (char *)NULL);
-		_exit(127);
-	}
-	int st;
-	PW_CHECK(waitpid(child, &st, 0) == child, "waitpid");
-	PW_CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s run again exited with %#x", case_name, st);
-}
 
 static void reused_tid_is_told_apart_by_lookup(void)
 {
 	if (getuid() != 0)
 		pw_skip("setting ns_last_pid needs root (CAP_CHECKPOINT_RESTORE) in a new pid namespace");
-	rerun_revalidating("reused_tid_is_told_apart");
+	pw_rerun_with("reused_tid_is_told_apart", "PROCWIDE_TEST_PROC_REVALIDATE");
 }
 
 /* errno is the caller's after a successful call, while threads end between
@@ -718,7 +704,7 @@ static void errno_kept_while_threads_end(void)
 
 static void errno_kept_while_threads_end_by_lookup(void)
 {
-	rerun_revalidating("errno_kept_while_threads_end");
+	pw_rerun_with("errno_kept_while_threads_end", "PROCWIDE_TEST_PROC_REVALIDATE");
 }
 
 int main(int argc, char **argv)

@@ -394,6 +394,18 @@ static void already_traced_by_a_debugger(void)
 #define SYS_landlock_restrict_self 446
 #endif
 
+/* no_new_privs, then a Landlock domain that forbids removing directories,
+ * each run in every thread with procwide_syscall. */
+static void landlock_in_every_thread(void)
+{
+	struct { uint64_t fs, net, scoped; } attr = {1ull << 4 /* REMOVE_DIR */, 0, 0};
+	long fd = syscall(SYS_landlock_create_ruleset, &attr, sizeof attr.fs, 0);
+	if (fd < 0)
+		pw_skip("Landlock unavailable: %s", strerror(errno));
+	PW_EQ_LONG(procwide_syscall(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0, 0), 0);
+	PW_EQ_LONG(procwide_syscall(SYS_landlock_restrict_self, fd, 0, 0, 0, 0, 0), 0);
+}
+
 /* landlock_restrict_self run in each thread (Linux before 7.0) gives each
  * a domain of its own, and Landlock forbids tracing across them: the
  * blocked thread is reached for that call (the helper is forked before it
@@ -401,12 +413,7 @@ static void already_traced_by_a_debugger(void)
 static void landlock_in_each_thread_forbids_ptrace(void)
 {
 	start_blocked();
-	struct { uint64_t fs, net, scoped; } attr = {1ull << 4 /* REMOVE_DIR */, 0, 0};
-	long fd = syscall(SYS_landlock_create_ruleset, &attr, sizeof attr.fs, 0);
-	if (fd < 0)
-		pw_skip("Landlock unavailable: %s", strerror(errno));
-	PW_EQ_LONG(procwide_syscall(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0, 0), 0);
-	PW_EQ_LONG(procwide_syscall(SYS_landlock_restrict_self, fd, 0, 0, 0, 0, 0), 0);
+	landlock_in_every_thread();
 	expect_refusal(EPERM, "its own Landlock domain");
 	/* A forked child's threads all descend from its one thread, whose
 	 * domain the helper shares: it may trace them again. */
@@ -419,6 +426,61 @@ static void landlock_in_each_thread_forbids_ptrace(void)
 	int st;
 	PW_CHECK(waitpid(child, &st, 0) == child, "waitpid");
 	PW_CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child status %#x", st);
+}
+
+/* In a process with one thread, landlock_restrict_self gives the domain to
+ * every thread made afterwards: the helper, in that domain too, traces
+ * them. */
+static void landlock_before_threads_keeps_ptrace(void)
+{
+	landlock_in_every_thread();
+	pid_t blocked = start_blocked();
+	PW_EQ_LONG(procwide_syscall(SYS_prctl, PR_SET_NAME, (long)new_name, 0, 0, 0, 0), 0);
+	char got[32];
+	PW_CHECK(pw_task_comm(blocked, got, sizeof got) && strcmp(got, new_name) == 0,
+		 "blocked thread named %s", got);
+}
+
+/* Run again with PROCWIDE_TEST_HELPER_DIES=1: the helper dies after
+ * answering the first seize of a batch of several.  Two threads block
+ * every signal for 300 ms and are handed to the helper together; it stops the first and dies, and the kernel lets that one go.
+ * Both go back to their signals, take them once they unblock, and the call
+ * succeeds: on the direct path, which killed the process when it still
+ * counted the released thread as stopped; and on the parked one (where a
+ * new attempt starts from zero: a guard, not a reproduction). */
+static void helper_dying_mid_batch(int flags)
+{
+	char name[16] = "pw-dying";
+	struct procwide_call call = {.nr = SYS_prctl, .args = {PR_SET_NAME, (long)name}};
+	struct procwide_opts o = {.size = sizeof o, .flags = (unsigned)flags};
+	struct procwide_report rep = {.size = sizeof rep};
+	/* A first call with signals alone: the next may take the direct path. */
+	PW_EQ_LONG(procwide_run(&call, &o, &rep), 0);
+	procwide_report_release(&rep);
+	pid_t a = pw_start_blocking_thread_for(300), b = pw_start_blocking_thread_for(300);
+	snprintf(name, sizeof name, "pw-died");
+	PW_CHECK(procwide_run(&call, &o, &rep) == 0, "%s", rep.message);
+	PW_EQ_LONG(rep.mode, flags ? PROCWIDE_MODE_PARKED : PROCWIDE_MODE_DIRECT);
+	procwide_report_release(&rep);
+	char got[32];
+	PW_CHECK(pw_task_comm(a, got, sizeof got) && strcmp(got, name) == 0, "%d named %s", a, got);
+	PW_CHECK(pw_task_comm(b, got, sizeof got) && strcmp(got, name) == 0, "%d named %s", b, got);
+}
+
+static void helper_dying_mid_batch_direct(void)
+{
+	if (getenv("PROCWIDE_TEST_HELPER_DIES"))
+		helper_dying_mid_batch(0);
+	else
+		pw_rerun_with("helper_dying_mid_batch_direct", "PROCWIDE_TEST_HELPER_DIES");
+}
+
+static void helper_dying_mid_batch_parked(void)
+{
+	if (getenv("PROCWIDE_TEST_HELPER_DIES"))
+		helper_dying_mid_batch(PROCWIDE_ATOMIC);
+	else
+		pw_rerun_with("helper_dying_mid_batch_parked", "PROCWIDE_TEST_HELPER_DIES");
 }
 
 struct bpf_insn {
@@ -465,6 +527,9 @@ int main(int argc, char **argv)
 		PW_CASE(already_traced_by_a_debugger),
 		PW_CASE(seccomp_forbids_ptrace),
 		PW_CASE(landlock_in_each_thread_forbids_ptrace),
+		PW_CASE(landlock_before_threads_keeps_ptrace),
+		PW_CASE(helper_dying_mid_batch_direct),
+		PW_CASE(helper_dying_mid_batch_parked),
 	};
 	return pw_main(argc, argv, cases, sizeof cases / sizeof cases[0]);
 }
