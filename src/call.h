@@ -11,6 +11,7 @@
 
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -64,6 +65,7 @@ struct pw_slot {
 	 * direct path's proof), and the last proof that counted it. */
 	uint64_t ino;
 	uint32_t proof;
+	bool refused; /* ptrace refused it in this attempt: not asked again */
 };
 
 enum pw_phase {

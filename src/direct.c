@@ -219,11 +219,16 @@ void procwide__run_direct(const struct pw_request *req, struct pw_result *res)
 	}
 	if (e) {
 		char msg[400];
-		pid_t silent = procwide__first_silent();
-		if (E.inject_error && silent)
+		bool no_ptrace = false;
+		pid_t silent = e == -ETIMEDOUT ? procwide__first_silent(&no_ptrace) : 0;
+		if (silent && no_ptrace)
 			snprintf(msg, sizeof msg,
 				 "procwide: thread %d did not answer signal %d and ptrace failed (%s) after the calling thread had run the call; killing the process so that no thread runs half-changed\n",
 				 (int)silent, E.signo, E.why);
+		else if (silent)
+			snprintf(msg, sizeof msg,
+				 "procwide: thread %d did not answer signal %d within the deadline after the calling thread had run the call; killing the process so that no thread runs half-changed\n",
+				 (int)silent, E.signo);
 		else
 			snprintf(msg, sizeof msg,
 				 "procwide: not every thread could be reached after the calling thread had run the call (%s); killing the process so that no thread runs half-changed\n",

@@ -89,6 +89,46 @@ uint32_t procwide__find_tid(pid_t tid, uint32_t *pos)
 	return UINT32_MAX;
 }
 
+/* Where tid is or goes in E.refused. */
+static uint32_t refused_pos(pid_t tid)
+{
+	uint32_t lo = 0, hi = E.nrefused;
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		if (E.refused[mid] < tid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static bool was_refused(pid_t tid)
+{
+	uint32_t at = refused_pos(tid);
+	return at < E.nrefused && E.refused[at] == tid;
+}
+
+/* Remembered if memory allows: otherwise the thread is only asked again
+ * in a later attempt. */
+static void remember_refused(pid_t tid)
+{
+	uint32_t at = refused_pos(tid);
+	if (at < E.nrefused && E.refused[at] == tid)
+		return;
+	if (E.nrefused == E.crefused) {
+		uint32_t cap = E.crefused ? 2 * E.crefused : 16;
+		pid_t *r = realloc(E.refused, cap * sizeof *r);
+		if (!r)
+			return;
+		E.refused = r;
+		E.crefused = cap;
+	}
+	memmove(E.refused + at + 1, E.refused + at, (E.nrefused - at) * sizeof *E.refused);
+	E.refused[at] = tid;
+	E.nrefused++;
+}
+
 static int new_slot(pid_t tid, uint64_t ino, uint32_t *out)
 {
 	if (E.nused >= E.reserved)
@@ -103,6 +143,7 @@ static int new_slot(pid_t tid, uint64_t ino, uint32_t *out)
 	s->result = 0;
 	s->ino = ino;
 	s->proof = 0;
+	s->refused = E.nrefused && was_refused(tid);
 	if (idx + 1 > atomic_load_explicit(&procwide__shared.nslots, memory_order_relaxed))
 		atomic_store_explicit(&procwide__shared.nslots, idx + 1, memory_order_release);
 	E.hash[pos] = idx + 1;
@@ -181,7 +222,19 @@ static void mark_for_seizing(uint32_t idx, enum pw_slot_state from)
 #define PW_PF_IO_WORKER 0x00000010ul
 #define PW_PF_USER_WORKER 0x00004000ul
 
-static void seize_result(uint32_t idx, int e)
+/* Records the first failure that E.why will describe: one thread's (tid),
+ * or the helper's own (tid 0), which stops ptrace for the rest of the call
+ * and takes precedence. */
+static void note_inject_failure(pid_t tid, int e, const char *why)
+{
+	if (E.inject_error && (tid || !E.why_tid))
+		return;
+	E.inject_error = e;
+	E.why_tid = tid;
+	snprintf(E.why, sizeof E.why, "%s", why);
+}
+
+static void seize_result(uint32_t idx, int e, const char *why)
 {
 	/* PTRACE_SEIZE refuses a thread that is ending (its exit_state is
 	 * set) with EPERM: it is gone, not protected. */
@@ -204,12 +257,13 @@ static void seize_result(uint32_t idx, int e)
 	} else if (e) {
 		if (e == PW_INJ_KERNEL_WORKER) {
 			e = -EIO;
-			snprintf(E.why, sizeof E.why,
-				 "stopped with its instruction and stack pointers at 0, but the kernel does not mark it as a worker thread");
+			why = "stopped with its instruction and stack pointers at 0, but the kernel does not mark it as a worker thread";
 		}
 		slot_set(idx, PW_S_NOPTRACE);
-		if (!E.inject_error)
-			E.inject_error = e;
+		pw_slot_at(idx)->refused = true;
+		remember_refused(slot_tid(idx));
+		if (why)
+			note_inject_failure(slot_tid(idx), e, why);
 	} else {
 		slot_set(idx, PW_S_SEIZED);
 		E.nseized++;
@@ -218,18 +272,19 @@ static void seize_result(uint32_t idx, int e)
 
 /* Hands every marked thread to the ptrace helper, with up to a window of
  * requests in flight so that the helper stops them together.  0 when each
- * is stopped or gone.  Otherwise E.why says why ptrace failed and the call
- * goes on with signals alone until the deadline (a thread that is only
- * slow may still answer): PW_STALLED on the parked path (the gather may
- * start again), 0 on the direct path; unless no signal may be sent at all
- * (inject_all), which ends the call with ptrace's error. */
+ * is stopped or gone.  A thread ptrace refuses (E.why says why) may only
+ * be slow: it goes back to its signal until the deadline and is not handed
+ * over again in this attempt; if the helper itself fails, ptrace is off
+ * for the rest of the call.  Then PW_STALLED on the parked path (the
+ * gather may start again), 0 on the direct path; unless no signal may be
+ * sent at all (inject_all), which ends the call with ptrace's error. */
 #define PW_SEIZE_WINDOW 64u
-
 
 static int seize_marked(void)
 {
 	uint32_t next = 0, inflight = 0;
 	int e = 0;
+	char why[sizeof E.why] = "";
 	for (;;) {
 		while (!e && inflight < PW_SEIZE_WINDOW) {
 			while (next < E.nused && slot_state(next) != PW_S_INJECTING)
@@ -237,9 +292,9 @@ static int seize_marked(void)
 			if (next == E.nused)
 				break;
 			/* Starts the helper, or a bigger one if the slots grew. */
-			e = procwide__inject_begin(E.reserved, E.deadline, E.why, sizeof E.why);
-			if (!e)
-				e = procwide__inject_send_seize(next, slot_tid(next));
+			e = procwide__inject_begin(E.reserved, E.deadline, why, sizeof why);
+			if (!e && (e = procwide__inject_send_seize(next, slot_tid(next))) != 0)
+				snprintf(why, sizeof why, "the ptrace helper died (a seccomp filter may forbid ptrace)");
 			if (e)
 				break;
 			slot_set(next++, PW_S_SEIZING);
@@ -248,19 +303,23 @@ static int seize_marked(void)
 		if (!inflight)
 			break;
 		uint32_t idx;
-		int r = procwide__inject_recv_seize(&idx, E.deadline, E.why, sizeof E.why);
+		int r = procwide__inject_recv_seize(&idx, E.deadline, why, sizeof why);
 		if (r == -EPIPE || r == -ETIMEDOUT || idx >= E.nused ||
 		    slot_state(idx) != PW_S_SEIZING) {
 			e = r == -EPIPE || r == -ETIMEDOUT ? r : -EIO;
+			if (e == -EIO)
+				snprintf(why, sizeof why, "the ptrace helper answered a request it was not sent");
 			/* An answer that fits no request: nothing more it says
 			 * can be trusted (a later one could pass for another). */
 			procwide__inject_abort();
 			break; /* the helper is gone: it detached what it held */
 		}
 		inflight--;
-		seize_result(idx, r);
+		seize_result(idx, r, why);
 	}
 	if (e) {
+		note_inject_failure(0, e, why);
+		E.may_inject = false;
 		/* Whatever was not handed over, or was lost with the helper. */
 		for (uint32_t i = 0; i < E.nused; i++) {
 			enum pw_slot_state st = slot_state(i);
@@ -268,33 +327,29 @@ static int seize_marked(void)
 			if (lost)
 				E.nseized--; /* detached as the helper died */
 			if (st == PW_S_INJECTING || st == PW_S_SEIZING || lost)
-				seize_result(i, e);
+				seize_result(i, e, NULL);
 		}
-		if (!E.inject_error)
-			E.inject_error = e;
 	}
-	if (!E.inject_error)
-		return E.direct ? procwide__run_seized_now() : 0;
-	E.may_inject = false;
-	if (E.inject_all)
-		return E.inject_error;
-	/* A thread ptrace could not reach may only be slow: it goes back to
-	 * its signal (again: while it was being handed over, it may have
-	 * taken and turned away the first).  Those stopped meanwhile run the
-	 * call on the direct path, which cannot go back. */
-	for (uint32_t i = 0; i < E.nused; i++)
+	bool refused = false;
+	for (uint32_t i = 0; i < E.nused && !E.inject_all; i++)
 		if (slot_state(i) == PW_S_NOPTRACE) {
+			/* Signalled again: while it was being handed over, it may
+			 * have taken and turned away the first signal. */
+			refused = true;
 			slot_set(i, PW_S_FREE);
 			int r = reach(i);
 			if (r)
 				return r;
 		}
+	if (E.inject_all && E.inject_error)
+		return E.inject_error;
 	publish_want();
+	/* Those stopped meanwhile run the call now on the direct path, which
+	 * cannot go back. */
 	if (E.direct)
 		return procwide__run_seized_now();
-	return PW_STALLED;
+	return refused ? PW_STALLED : 0;
 }
-
 
 /* Fills `l` with the tids of this call's slots whose state `keep` accepts;
  * leaves it empty if memory runs out (the lists are optimisations). */
@@ -391,6 +446,7 @@ static int on_tid(pid_t tid, uint64_t ino, void *ctx)
 			E.nsent--; /* its signal died with it */
 		pw_slot_at(idx)->result = 0;
 		pw_slot_at(idx)->ino = ino;
+		pw_slot_at(idx)->refused = false;
 		E.nnew++;
 		return reach(idx);
 	}
@@ -409,7 +465,7 @@ static int on_tid(pid_t tid, uint64_t ino, void *ctx)
 		E.nzombie++;
 		return 0;
 	}
-	if (E.inject_all || (E.may_inject && known_blocking(tid))) {
+	if (E.inject_all || (E.may_inject && !pw_slot_at(idx)->refused && known_blocking(tid))) {
 		slot_set(idx, PW_S_INJECTING); /* seized after the sweep */
 		E.nmarked++;
 		return 0;
@@ -474,7 +530,7 @@ static int seize_laggards(uint64_t silent, bool force, bool *marked)
 	uint64_t grace = PW_RUNNABLE_GRACE_NS < wait_cap() ? PW_RUNNABLE_GRACE_NS : wait_cap();
 	for (uint32_t i = 0; i < E.nused; i++) {
 		enum pw_slot_state st = slot_state(i);
-		if (st != PW_S_SENT && st != PW_S_UNSENT)
+		if ((st != PW_S_SENT && st != PW_S_UNSENT) || pw_slot_at(i)->refused)
 			continue;
 		if (!force && st == PW_S_SENT && procwide__task_state(slot_tid(i)) == 'R' &&
 		    (silent < grace || procwide__task_blocks(slot_tid(i), E.signo) == 0))
@@ -887,7 +943,8 @@ static int thread_status(uint32_t idx, bool aborted_by_deadline, long *result, i
 	case PW_S_CANCELLED:
 		if (!aborted_by_deadline)
 			return PROCWIDE_THREAD_NOT_RUN;
-		if (E.inject_error)
+		/* Refused by ptrace, or ptrace was off after the helper failed. */
+		if (s->refused || (E.inject_error && !E.why_tid))
 			return PROCWIDE_THREAD_NO_PTRACE;
 		return procwide__task_blocks(slot_tid(idx), E.signo) == 1 ? PROCWIDE_THREAD_BLOCKED
 								 : PROCWIDE_THREAD_NO_ANSWER;
@@ -926,9 +983,10 @@ static void describe_unreachable(struct pw_result *res, pid_t tid, int status,
 }
 
 /* Fills the counts, the message and, when the caller asked for it and
- * res->threads was allocated (before anything changed), the thread list. */
-static void build_report(const struct pw_request *req, struct pw_result *res,
-			 bool aborted_by_deadline)
+ * res->threads was allocated (before anything changed), the thread list.
+ * Returns the status of the unreachable thread the message names, or 0. */
+static int build_report(const struct pw_request *req, struct pw_result *res,
+			bool aborted_by_deadline)
 {
 	res->nthreads = 0;
 	res->nmismatch = res->nunreachable = 0;
@@ -942,7 +1000,9 @@ static void build_report(const struct pw_request *req, struct pw_result *res,
 			res->nmismatch++;
 		if (st == PROCWIDE_THREAD_BLOCKED || st == PROCWIDE_THREAD_NO_ANSWER ||
 		    st == PROCWIDE_THREAD_QUEUE_FULL || st == PROCWIDE_THREAD_NO_PTRACE) {
-			if (!res->nunreachable++) {
+			/* The thread E.why speaks of, if it is one of them. */
+			if (!res->nunreachable++ ||
+			    (st == PROCWIDE_THREAD_NO_PTRACE && slot_tid(i) == E.why_tid)) {
 				first_unreachable = slot_tid(i);
 				first_status = st;
 			}
@@ -954,14 +1014,17 @@ static void build_report(const struct pw_request *req, struct pw_result *res,
 	}
 	if (first_unreachable)
 		describe_unreachable(res, first_unreachable, first_status, req->deadline_ms);
+	return first_status;
 }
 
-pid_t procwide__first_silent(void)
+pid_t procwide__first_silent(bool *no_ptrace)
 {
 	for (uint32_t i = 0; i < E.nused; i++) {
 		enum pw_slot_state st = slot_state(i);
-		if (st == PW_S_SENT || st == PW_S_UNSENT || st == PW_S_NOPTRACE)
+		if (st == PW_S_SENT || st == PW_S_UNSENT || st == PW_S_NOPTRACE) {
+			*no_ptrace = pw_slot_at(i)->refused || (E.inject_error && !E.why_tid);
 			return slot_tid(i);
+		}
 	}
 	return 0;
 }
@@ -1180,6 +1243,9 @@ static void engine_run(const struct pw_request *req, struct pw_result *res)
 	E.patience = (uint64_t)req->deadline_ms * 1000000u;
 	E.may_inject = req->may_inject;
 	E.inject_error = 0;
+	E.why_tid = 0;
+	E.why[0] = '\0';
+	E.nrefused = 0;
 	E.inject_all = req->inject_all;
 	E.direct = procwide__direct_allowed(req);
 	static unsigned ncalls;
@@ -1196,14 +1262,14 @@ static void engine_run(const struct pw_request *req, struct pw_result *res)
 		e = procwide__gather_all(req, res, deadline);
 	if (e) {
 		abort_all();
-		/* Unreachable by signal and by ptrace: ptrace's error says more
-		 * than the deadline. */
-		if (e == -ETIMEDOUT && E.inject_error)
-			e = E.inject_error;
-		res->ret = e;
 		bool unreachable = e == -ETIMEDOUT || E.inject_error;
 		res->outcome = unreachable ? PROCWIDE_OUTCOME_UNREACHABLE : PROCWIDE_OUTCOME_REFUSED;
-		build_report(req, res, unreachable);
+		/* Unreachable by signal and by ptrace: ptrace's error says more
+		 * than the deadline. */
+		if (build_report(req, res, unreachable) == PROCWIDE_THREAD_NO_PTRACE &&
+		    e == -ETIMEDOUT && E.inject_error)
+			e = E.inject_error;
+		res->ret = e;
 		if (!unreachable)
 			snprintf(res->message, sizeof res->message,
 				 "reading /proc/self/task, signalling threads or allocating the report failed: %s; nothing was changed",
@@ -1257,12 +1323,34 @@ static void note_landlock_domains(const struct procwide_call *c)
 	}
 }
 
+/* A thread that the engine cannot show has run the call, or 0.  Never
+ * expected here (the waits end only when each slot is settled): a check
+ * that the success about to be reported holds for every thread. */
+static pid_t unconfirmed(void)
+{
+	for (uint32_t i = 0; i < E.nused; i++) {
+		enum pw_slot_state st = slot_state(i);
+		if (st != PW_S_DONE && st != PW_S_INJ_DONE && st != PW_S_GONE && st != PW_S_ZOMBIE &&
+		    st != PW_S_KWORKER && st != PW_S_CALLER)
+			return slot_tid(i);
+	}
+	return 0;
+}
+
 void procwide__finish(const struct pw_request *req, struct pw_result *res)
 {
 	long r = procwide__shared.expected;
 	kill_if_mismatch(req);
 	note_landlock_domains(&req->call);
 	build_report(req, res, false);
+	pid_t u = unconfirmed();
+	if (u) {
+		char msg[200];
+		snprintf(msg, sizeof msg,
+			 "procwide: thread %d is not known to have run the call that other threads ran; killing the process so that no thread runs half-changed\n",
+			 (int)u);
+		procwide__die(msg);
+	}
 	if (res->nmismatch) {
 		res->ret = -ENOTRECOVERABLE;
 		res->outcome = PROCWIDE_OUTCOME_MISMATCH;

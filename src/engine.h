@@ -50,7 +50,13 @@ struct pw_engine {
 	uint64_t deadline;
 	int inject_error;  /* the first error of ptrace, kept for the whole
 			      call (E.why says why) */
+	pid_t why_tid;	   /* the thread it was for; 0: the helper's own */
 	char why[200];	   /* and why */
+	/* Threads ptrace refused in this call, sorted: an attempt that starts
+	 * again does not ask for them again (the reason lasts: a debugger, a
+	 * Landlock domain) and reports them as such. */
+	pid_t *refused;
+	uint32_t nrefused, crefused;
 };
 PW_HIDDEN extern struct pw_engine procwide__engine;
 #define E procwide__engine
@@ -106,8 +112,9 @@ struct tid_list {
 
 /* src/engine.c */
 PW_HIDDEN uint32_t procwide__find_tid(pid_t tid, uint32_t *pos);
-/* The first thread that has not answered, or 0. */
-PW_HIDDEN pid_t procwide__first_silent(void);
+/* The first thread that has not answered, or 0; *no_ptrace: and ptrace
+ * could not reach it. */
+PW_HIDDEN pid_t procwide__first_silent(bool *no_ptrace);
 PW_HIDDEN void procwide__keep_tids(struct tid_list *l, bool (*keep)(enum pw_slot_state));
 PW_HIDDEN int procwide__sweep_from(const struct tid_list *l);
 PW_HIDDEN int procwide__sweep(void);

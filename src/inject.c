@@ -42,7 +42,8 @@ static struct {
 	pid_t owner; /* the process that started the helper */
 	uint32_t cap; /* slots its table holds */
 	int session; /* kept between calls until the session ends */
-} inj = {-1, 0, 0, 0, 0, 0};
+	bool split; /* forked after the threads' Landlock domains split */
+} inj = {-1, 0, 0, 0, 0, 0, false};
 
 /* Replies received and not yet taken (the helper sends them in batches). */
 static struct {
@@ -196,7 +197,7 @@ static int ptrace_refused(char *why, size_t whysz)
 int procwide__inject_possible(void)
 {
 	forget_if_forked();
-	if (inj.helper > 0)
+	if (inj.helper > 0 && !inj.split)
 		return 1; /* a session helper, started with the rights it needs */
 	/* The helper inherits the caller's seccomp filters, which may forbid
 	 * ptrace: no way to tell without trying. */
@@ -244,6 +245,7 @@ int procwide__inject_begin(uint32_t cap, uint64_t deadline, char *why, size_t wh
 	inj.helper = (pid_t)child;
 	inj.owner = parent;
 	inj.cap = cap;
+	inj.split = domains_split();
 	if (yama_scope == 1) {
 		/* Yama lets a process trace only its descendants unless the
 		 * tracee names a tracer; the helper is our child.  Yama has no

@@ -254,7 +254,10 @@ static void *blocks_when_told(void *arg)
 	return NULL;
 }
 
-static void ptrace_refused_thread_that_is_only_slow(void)
+/* `traceable`: also a thread made after the caller entered its domain
+ * (so in it, and traceable) that blocks every signal for good: ptrace
+ * refusing one thread must not keep it from the others. */
+static void ptrace_refused_for(bool traceable)
 {
 	struct pw_idle *idle = pw_idle_start(2);
 	pthread_t t, later;
@@ -271,6 +274,7 @@ static void ptrace_refused_thread_that_is_only_slow(void)
 	do
 		set_names("pw-one", NULL, 0);
 	while (last_used_ptrace);
+	pid_t held = traceable ? pw_start_blocking_thread() : 0;
 	atomic_store(&block_now, true);
 	while (atomic_load(&block_now))
 		usleep(100);
@@ -279,11 +283,27 @@ static void ptrace_refused_thread_that_is_only_slow(void)
 		 "create");
 	PW_EQ_LONG(set_names("pw-two", NULL, 0), PROCWIDE_MODE_DIRECT);
 	PW_CHECK(atomic_load(&unblock), "the call ended before the thread could answer");
-	PW_CHECK(!last_used_ptrace, "a thread was reached through ptrace");
+	PW_CHECK(last_used_ptrace == traceable, "reached through ptrace: %d", last_used_ptrace);
+	char got[32];
+	if (held)
+		PW_CHECK(pw_task_comm(held, got, sizeof got) && strcmp(got, "pw-two") == 0,
+			 "blocked thread named %s", got);
+	/* ptrace failed in that call: the next does not count on it. */
+	PW_EQ_LONG(set_names("pw-three", NULL, 0), PROCWIDE_MODE_PARKED);
 	pthread_join(later, NULL);
 	atomic_store(&stop_it, true);
 	pthread_join(t, NULL);
 	pw_idle_stop(idle);
+}
+
+static void ptrace_refused_thread_that_is_only_slow(void)
+{
+	ptrace_refused_for(false);
+}
+
+static void ptrace_refused_one_thread_reaches_others(void)
+{
+	ptrace_refused_for(true);
 }
 
 /* The child: a direct call whose blocked thread a "debugger" holds. */
@@ -716,6 +736,7 @@ int main(int argc, char **argv)
 		PW_CASE(new_blocking_thread_reached_through_ptrace),
 		PW_CASE(thread_that_stops_blocking_goes_back_to_signals),
 		PW_CASE_T(ptrace_refused_thread_that_is_only_slow, 30),
+		PW_CASE_T(ptrace_refused_one_thread_reaches_others, 30),
 		PW_CASE_T(unreachable_after_others_ran_kills, 30),
 		PW_CASE(calls_that_could_stop_the_caller_stay_parked),
 		PW_CASE(seccomp_filter_or_non_dumpable_keep_it_parked),
