@@ -65,7 +65,7 @@ struct pw_slot {
 	 * direct path's proof), and the last proof that counted it. */
 	uint64_t ino;
 	uint32_t proof;
-	bool refused; /* ptrace refused it in this attempt: not asked again */
+	bool refused; /* ptrace refused it in this call: not asked again */
 };
 
 enum pw_phase {

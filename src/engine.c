@@ -72,6 +72,13 @@ static int reserve(uint32_t n)
 		E.hash = nh;
 		E.hcap = cap;
 	}
+	if (E.crefused < n) { /* see remember_refused: never grown later */
+		pid_t *r = realloc(E.refused, n * sizeof *r);
+		if (!r)
+			return -ENOMEM;
+		E.refused = r;
+		E.crefused = n;
+	}
 	E.reserved = n;
 	return 0;
 }
@@ -109,24 +116,28 @@ static bool was_refused(pid_t tid)
 	return at < E.nrefused && E.refused[at] == tid;
 }
 
-/* Remembered if memory allows: otherwise the thread is only asked again
- * in a later attempt. */
+/* The list has room for every slot (reserve()): threads are parked or
+ * stopped now, one may hold the allocator's lock, and the caller never
+ * allocates then.  Full (it cannot be), the thread is only asked again in
+ * a later attempt. */
 static void remember_refused(pid_t tid)
 {
 	uint32_t at = refused_pos(tid);
-	if (at < E.nrefused && E.refused[at] == tid)
+	if ((at < E.nrefused && E.refused[at] == tid) || E.nrefused == E.crefused)
 		return;
-	if (E.nrefused == E.crefused) {
-		uint32_t cap = E.crefused ? 2 * E.crefused : 16;
-		pid_t *r = realloc(E.refused, cap * sizeof *r);
-		if (!r)
-			return;
-		E.refused = r;
-		E.crefused = cap;
-	}
 	memmove(E.refused + at + 1, E.refused + at, (E.nrefused - at) * sizeof *E.refused);
 	E.refused[at] = tid;
 	E.nrefused++;
+}
+
+/* A new thread has the tid of one refused: it is asked like any other. */
+static void forget_refused(pid_t tid)
+{
+	uint32_t at = refused_pos(tid);
+	if (at == E.nrefused || E.refused[at] != tid)
+		return;
+	memmove(E.refused + at, E.refused + at + 1, (E.nrefused - at - 1) * sizeof *E.refused);
+	E.nrefused--;
 }
 
 static int new_slot(pid_t tid, uint64_t ino, uint32_t *out)
@@ -274,8 +285,8 @@ static void seize_result(uint32_t idx, int e, const char *why)
  * requests in flight so that the helper stops them together.  0 when each
  * is stopped or gone.  A thread ptrace refuses (E.why says why) may only
  * be slow: it goes back to its signal until the deadline and is not handed
- * over again in this attempt; if the helper itself fails, ptrace is off
- * for the rest of the call.  Then PW_STALLED on the parked path (the
+ * over again in this call (E.refused); if the helper itself fails, ptrace
+ * is off for the rest of the call.  Then PW_STALLED on the parked path (the
  * gather may start again), 0 on the direct path; unless no signal may be
  * sent at all (inject_all), which ends the call with ptrace's error. */
 #define PW_SEIZE_WINDOW 64u
@@ -300,7 +311,8 @@ static int seize_marked(void)
 			slot_set(next++, PW_S_SEIZING);
 			inflight++;
 		}
-		if (!inflight)
+		/* A helper that died as requests went out answers none. */
+		if (!inflight || (e && !procwide__inject_active()))
 			break;
 		uint32_t idx;
 		int r = procwide__inject_recv_seize(&idx, E.deadline, why, sizeof why);
@@ -447,6 +459,7 @@ static int on_tid(pid_t tid, uint64_t ino, void *ctx)
 		pw_slot_at(idx)->result = 0;
 		pw_slot_at(idx)->ino = ino;
 		pw_slot_at(idx)->refused = false;
+		forget_refused(tid);
 		E.nnew++;
 		return reach(idx);
 	}
@@ -523,15 +536,20 @@ static int check_laggards(void)
 
 static uint64_t wait_cap(void);
 
-/* `force`: every thread, runnable or not (the wait is at its deadline). */
-static int seize_laggards(uint64_t silent, bool force, bool *marked)
+/* `force`: every thread, runnable or not (the wait is at its deadline).
+ * *refused: some thread that has not answered is one ptrace refused. */
+static int seize_laggards(uint64_t silent, bool force, bool *marked, bool *refused)
 {
-	*marked = false;
+	*marked = *refused = false;
 	uint64_t grace = PW_RUNNABLE_GRACE_NS < wait_cap() ? PW_RUNNABLE_GRACE_NS : wait_cap();
 	for (uint32_t i = 0; i < E.nused; i++) {
 		enum pw_slot_state st = slot_state(i);
-		if ((st != PW_S_SENT && st != PW_S_UNSENT) || pw_slot_at(i)->refused)
+		if (st != PW_S_SENT && st != PW_S_UNSENT)
 			continue;
+		if (pw_slot_at(i)->refused) {
+			*refused = true;
+			continue;
+		}
 		if (!force && st == PW_S_SENT && procwide__task_state(slot_tid(i)) == 'R' &&
 		    (silent < grace || procwide__task_blocks(slot_tid(i), E.signo) == 0))
 			continue;
@@ -666,10 +684,12 @@ int procwide__wait_arrivals(uint64_t deadline, uint64_t stall_ns, bool may_retry
 			if (!E.direct || forced || !E.may_inject)
 				return -ETIMEDOUT;
 			forced = true;
-			bool marked;
-			int e = seize_laggards(UINT64_MAX, true, &marked);
+			bool marked, refused;
+			int e = seize_laggards(UINT64_MAX, true, &marked, &refused);
 			if (e)
 				return e;
+			if (!marked)
+				return -ETIMEDOUT; /* all silent ones refused already */
 			deadline = E.deadline = now_ns() + E.patience;
 			continue;
 		}
@@ -717,12 +737,17 @@ int procwide__wait_arrivals(uint64_t deadline, uint64_t stall_ns, bool may_retry
 				return PW_STALLED;
 			goto next;
 		}
-		bool marked;
-		e = seize_laggards(t - last_answer, false, &marked);
+		bool marked, refused;
+		e = seize_laggards(t - last_answer, false, &marked, &refused);
 		if (e == PW_STALLED && !may_retry)
 			e = 0; /* ptrace failed: signals alone until the deadline */
 		if (e)
 			return e;
+		/* Only threads ptrace refused are left: as without ptrace, an
+		 * attempt that stalls may start again (see gather_all). */
+		if (!marked && refused && may_retry &&
+		    quiet >= stall_limit(stall_ns, seen - first, span))
+			return PW_STALLED;
 		/* Every thread left was waiting for a CPU and takes the signal:
 		 * reading /proc for each of them again soon would take the CPU
 		 * from them (and a caller that uses up its share waits behind
@@ -962,9 +987,14 @@ static void describe_unreachable(struct pw_result *res, pid_t tid, int status,
 		char sig[40] = "PROCWIDE_PTRACE_ALL"; /* no signal was sent */
 		if (E.signo)
 			snprintf(sig, sizeof sig, "no answer to signal %d", E.signo);
+		/* E.why is about one thread (or the helper): another refused
+		 * one is named with it, for what it says. */
+		char other[24] = "";
+		if (E.why_tid && E.why_tid != tid)
+			snprintf(other, sizeof other, "as for %d, ", (int)E.why_tid);
 		snprintf(res->message, sizeof res->message,
-			 "thread %d (%s) cannot be reached: %s; ptrace: %.100s; nothing was changed",
-			 (int)tid, name, sig, E.why);
+			 "thread %d (%s) cannot be reached: %s; ptrace: %s%.100s; nothing was changed",
+			 (int)tid, name, sig, other, E.why);
 		return;
 	}
 	char what[96];
@@ -1019,14 +1049,19 @@ static int build_report(const struct pw_request *req, struct pw_result *res,
 
 pid_t procwide__first_silent(bool *no_ptrace)
 {
+	pid_t first = 0;
 	for (uint32_t i = 0; i < E.nused; i++) {
 		enum pw_slot_state st = slot_state(i);
-		if (st == PW_S_SENT || st == PW_S_UNSENT || st == PW_S_NOPTRACE) {
-			*no_ptrace = pw_slot_at(i)->refused || (E.inject_error && !E.why_tid);
-			return slot_tid(i);
+		if (st != PW_S_SENT && st != PW_S_UNSENT && st != PW_S_NOPTRACE)
+			continue;
+		bool refused = pw_slot_at(i)->refused || (E.inject_error && !E.why_tid);
+		/* The thread E.why speaks of, if it is one of them. */
+		if (!first || (refused && slot_tid(i) == E.why_tid)) {
+			first = slot_tid(i);
+			*no_ptrace = refused;
 		}
 	}
-	return 0;
+	return first;
 }
 
 /* Reserves room for the threads the kernel counts now, with margin for
@@ -1262,7 +1297,7 @@ static void engine_run(const struct pw_request *req, struct pw_result *res)
 		e = procwide__gather_all(req, res, deadline);
 	if (e) {
 		abort_all();
-		bool unreachable = e == -ETIMEDOUT || E.inject_error;
+		bool unreachable = e == -ETIMEDOUT || (E.inject_error && e == E.inject_error);
 		res->outcome = unreachable ? PROCWIDE_OUTCOME_UNREACHABLE : PROCWIDE_OUTCOME_REFUSED;
 		/* Unreachable by signal and by ptrace: ptrace's error says more
 		 * than the deadline. */
