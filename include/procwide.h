@@ -103,11 +103,10 @@ struct procwide_opts {
 				     progress bounds it from the start:
 				     past it, every thread still silent is
 				     reached through ptrace, runnable or
-				     not; past it again, the process is
-				     killed (at once if ptrace has failed
-				     in this call: a thread ptrace cannot
-				     reach is left to the signal until the
-				     deadline).  On a machine
+				     not (but one ptrace refused, which
+				     is left to the signal); past it
+				     again, the process is killed (at once
+				     if no such thread is left to reach).  On a machine
 				     whose CPUs are all busy, reaching every
 				     thread can take longer than the default:
 				     raise it. */

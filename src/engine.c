@@ -73,7 +73,7 @@ static int reserve(uint32_t n)
 		E.hcap = cap;
 	}
 	if (E.crefused < n) { /* see remember_refused: never grown later */
-		pid_t *r = realloc(E.refused, n * sizeof *r);
+		struct pw_refused *r = realloc(E.refused, n * sizeof *r);
 		if (!r)
 			return -ENOMEM;
 		E.refused = r;
@@ -102,7 +102,7 @@ static uint32_t refused_pos(pid_t tid)
 	uint32_t lo = 0, hi = E.nrefused;
 	while (lo < hi) {
 		uint32_t mid = lo + (hi - lo) / 2;
-		if (E.refused[mid] < tid)
+		if (E.refused[mid].tid < tid)
 			lo = mid + 1;
 		else
 			hi = mid;
@@ -110,34 +110,32 @@ static uint32_t refused_pos(pid_t tid)
 	return lo;
 }
 
-static bool was_refused(pid_t tid)
+/* The same thread, by its /proc inode number too (see src/direct.c): a
+ * new thread given a refused one's tid is asked like any other. */
+static bool was_refused(pid_t tid, uint64_t ino)
 {
 	uint32_t at = refused_pos(tid);
-	return at < E.nrefused && E.refused[at] == tid;
+	return at < E.nrefused && E.refused[at].tid == tid && E.refused[at].ino == ino;
 }
 
-/* The list has room for every slot (reserve()): threads are parked or
- * stopped now, one may hold the allocator's lock, and the caller never
- * allocates then.  Full (it cannot be), the thread is only asked again in
- * a later attempt. */
-static void remember_refused(pid_t tid)
+/* The list has room for as many threads as there are slots (reserve()):
+ * threads are parked or stopped now, one may hold the allocator's lock,
+ * and the caller never allocates then.  Full (refused threads that ended
+ * and were replaced, over several attempts), a thread is only asked again
+ * in a later attempt. */
+static void remember_refused(pid_t tid, uint64_t ino)
 {
 	uint32_t at = refused_pos(tid);
-	if ((at < E.nrefused && E.refused[at] == tid) || E.nrefused == E.crefused)
+	if (at < E.nrefused && E.refused[at].tid == tid) {
+		E.refused[at].ino = ino;
+		return;
+	}
+	if (E.nrefused == E.crefused)
 		return;
 	memmove(E.refused + at + 1, E.refused + at, (E.nrefused - at) * sizeof *E.refused);
-	E.refused[at] = tid;
+	E.refused[at].tid = tid;
+	E.refused[at].ino = ino;
 	E.nrefused++;
-}
-
-/* A new thread has the tid of one refused: it is asked like any other. */
-static void forget_refused(pid_t tid)
-{
-	uint32_t at = refused_pos(tid);
-	if (at == E.nrefused || E.refused[at] != tid)
-		return;
-	memmove(E.refused + at, E.refused + at + 1, (E.nrefused - at - 1) * sizeof *E.refused);
-	E.nrefused--;
 }
 
 static int new_slot(pid_t tid, uint64_t ino, uint32_t *out)
@@ -154,7 +152,7 @@ static int new_slot(pid_t tid, uint64_t ino, uint32_t *out)
 	s->result = 0;
 	s->ino = ino;
 	s->proof = 0;
-	s->refused = E.nrefused && was_refused(tid);
+	s->refused = E.nrefused && was_refused(tid, ino);
 	if (idx + 1 > atomic_load_explicit(&procwide__shared.nslots, memory_order_relaxed))
 		atomic_store_explicit(&procwide__shared.nslots, idx + 1, memory_order_release);
 	E.hash[pos] = idx + 1;
@@ -272,7 +270,7 @@ static void seize_result(uint32_t idx, int e, const char *why)
 		}
 		slot_set(idx, PW_S_NOPTRACE);
 		pw_slot_at(idx)->refused = true;
-		remember_refused(slot_tid(idx));
+		remember_refused(slot_tid(idx), pw_slot_at(idx)->ino);
 		if (why)
 			note_inject_failure(slot_tid(idx), e, why);
 	} else {
@@ -353,8 +351,10 @@ static int seize_marked(void)
 			if (r)
 				return r;
 		}
-	if (E.inject_all && E.inject_error)
+	if (E.inject_all && E.inject_error) {
+		E.inject_ended = true; /* no signal may be sent: the call fails */
 		return E.inject_error;
+	}
 	publish_want();
 	/* Those stopped meanwhile run the call now on the direct path, which
 	 * cannot go back. */
@@ -459,7 +459,6 @@ static int on_tid(pid_t tid, uint64_t ino, void *ctx)
 		pw_slot_at(idx)->result = 0;
 		pw_slot_at(idx)->ino = ino;
 		pw_slot_at(idx)->refused = false;
-		forget_refused(tid);
 		E.nnew++;
 		return reach(idx);
 	}
@@ -675,6 +674,9 @@ int procwide__wait_arrivals(uint64_t deadline, uint64_t stall_ns, bool may_retry
 			       atomic_load(&procwide__shared.want) - a))
 			continue;
 		long r = wait_word(&procwide__shared.arrived, a, deadline, slice);
+		if (r == -ETIME && atomic_load(&procwide__shared.arrived) >= atomic_load(&procwide__shared.want) &&
+		    E.nunsent == 0)
+			return 0; /* the last answer came as time ran out */
 		if (r == -ETIME) {
 			/* The direct path cannot go back: once, every thread
 			 * still silent goes to the ptrace helper, runnable or
@@ -688,9 +690,10 @@ int procwide__wait_arrivals(uint64_t deadline, uint64_t stall_ns, bool may_retry
 			int e = seize_laggards(UINT64_MAX, true, &marked, &refused);
 			if (e)
 				return e;
-			if (!marked)
-				return -ETIMEDOUT; /* all silent ones refused already */
-			deadline = E.deadline = now_ns() + E.patience;
+			/* All silent ones refused already: a last look (one may
+			 * have answered during the scan), then the end. */
+			if (marked)
+				deadline = E.deadline = now_ns() + E.patience;
 			continue;
 		}
 		if (r == 0)
@@ -766,6 +769,8 @@ static int gather(uint64_t deadline, uint64_t stall_ns, bool may_retry)
 {
 	for (unsigned round = 0;; round++) {
 		int e = procwide__sweep();
+		if (e == PW_STALLED && !may_retry)
+			e = 0; /* ptrace refused some: signals alone until the deadline */
 		if (e)
 			return e;
 		e = procwide__wait_arrivals(deadline, stall_ns, may_retry);
@@ -787,7 +792,9 @@ static int gather(uint64_t deadline, uint64_t stall_ns, bool may_retry)
 			 * could hide a thread behind one counted here that has
 			 * just ended (a zombie reaped, a parked thread
 			 * cancelled). */
-			if ((e = procwide__sweep()) != 0)
+			if ((e = procwide__sweep()) == PW_STALLED && !may_retry)
+				e = 0;
+			if (e)
 				return e;
 			if (!E.nnew)
 				return 0;
@@ -993,7 +1000,7 @@ static void describe_unreachable(struct pw_result *res, pid_t tid, int status,
 		if (E.why_tid && E.why_tid != tid)
 			snprintf(other, sizeof other, "as for %d, ", (int)E.why_tid);
 		snprintf(res->message, sizeof res->message,
-			 "thread %d (%s) cannot be reached: %s; ptrace: %s%.100s; nothing was changed",
+			 "thread %d (%s) cannot be reached: %s; ptrace: %s%.120s; nothing was changed",
 			 (int)tid, name, sig, other, E.why);
 		return;
 	}
@@ -1279,6 +1286,7 @@ static void engine_run(const struct pw_request *req, struct pw_result *res)
 	E.may_inject = req->may_inject;
 	E.inject_error = 0;
 	E.why_tid = 0;
+	E.inject_ended = false;
 	E.why[0] = '\0';
 	E.nrefused = 0;
 	E.inject_all = req->inject_all;
@@ -1297,7 +1305,7 @@ static void engine_run(const struct pw_request *req, struct pw_result *res)
 		e = procwide__gather_all(req, res, deadline);
 	if (e) {
 		abort_all();
-		bool unreachable = e == -ETIMEDOUT || (E.inject_error && e == E.inject_error);
+		bool unreachable = e == -ETIMEDOUT || E.inject_ended;
 		res->outcome = unreachable ? PROCWIDE_OUTCOME_UNREACHABLE : PROCWIDE_OUTCOME_REFUSED;
 		/* Unreachable by signal and by ptrace: ptrace's error says more
 		 * than the deadline. */
@@ -1340,7 +1348,6 @@ out:
 	res->elapsed_ns = now_ns() - t0;
 }
 
-/* The report of a call that ran everywhere. */
 /* landlock_restrict_self run by each thread gives each a domain of its own
  * (a ruleset of -1 makes none; the kernel's TSYNC, Linux 7.0, gives every
  * thread the caller's): see procwide__inject_split_domains. */
@@ -1372,6 +1379,7 @@ static pid_t unconfirmed(void)
 	return 0;
 }
 
+/* The report of a call that ran everywhere. */
 void procwide__finish(const struct pw_request *req, struct pw_result *res)
 {
 	long r = procwide__shared.expected;

@@ -155,6 +155,7 @@ static void kill_helper(void)
 	inj.sock = -1;
 	inj.helper = 0;
 	inj.yama_ptracer_set = 0;
+	inj.session = 0; /* a helper gone ends its session: no other replaces it */
 	in.n = in.next = 0;
 	outq.n = 0;
 }

@@ -111,9 +111,16 @@ static int seize_start(struct held *h, pid_t pid, int *stage)
 	h->masked = 0;
 	h->have_regs = 0;
 	/* Checked again once it is stopped; this first check keeps a tid
-	 * reused by another process from being interrupted at all. */
-	if (pw_is_err(pw_tgkill(pid, h->tid, 0)))
+	 * reused by another process from being interrupted at all.  Only
+	 * ESRCH means gone: a check refused (a Landlock domain scoping
+	 * signals, an LSM) proves nothing, and the thread is not touched. */
+	long alive = pw_tgkill(pid, h->tid, 0);
+	if (alive == -ESRCH)
 		return -ESRCH;
+	if (pw_is_err(alive)) {
+		*stage = PW_STAGE_TGID;
+		return (int)alive;
+	}
 	long r = ptrace4(PW_PTRACE_SEIZE, h->tid, 0, PW_PTRACE_O_TRACESYSGOOD);
 	if (pw_is_err(r))
 		return (int)r;
@@ -135,7 +142,7 @@ static int seize_finish(struct held *h, pid_t pid, int *stage)
 	*stage = PW_STAGE_TGID;
 	r = pw_tgkill(pid, h->tid, 0);
 	if (pw_is_err(r))
-		return -ESRCH;
+		return r == -ESRCH ? -ESRCH : (int)r;
 	*stage = PW_STAGE_REGS;
 	if (pw_is_err(r = ptrace4(PW_PTRACE_GETSIGMASK, h->tid, 8, (long)&h->mask)))
 		return (int)r;

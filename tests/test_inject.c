@@ -429,6 +429,23 @@ static void landlock_in_each_thread_forbids_ptrace(void)
 	PW_CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child status %#x", st);
 }
 
+/* The caller alone enters a Landlock domain that scopes signals (ABI 6):
+ * the helper, in it too, may not even check with tgkill(tid, 0) that a
+ * thread outside belongs to the process.  That is a refusal, not a thread
+ * gone: the call fails with EPERM, naming the thread, nothing changed. */
+static void landlock_signal_scope_is_a_refusal(void)
+{
+	start_blocked();
+	if (syscall(SYS_landlock_create_ruleset, NULL, 0, 1 /* VERSION */) < 6)
+		pw_skip("Landlock ABI 6 (signal scoping) unavailable");
+	struct { uint64_t fs, net, scoped; } attr = {1ull << 4 /* REMOVE_DIR */, 0, 1ull << 1 /* SIGNAL */};
+	long fd = syscall(SYS_landlock_create_ruleset, &attr, sizeof attr, 0);
+	PW_CHECK(fd >= 0, "ruleset: %s", strerror(errno));
+	PW_CHECK(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0, "no_new_privs");
+	PW_CHECK(syscall(SYS_landlock_restrict_self, fd, 0) == 0, "landlock: %s", strerror(errno));
+	expect_refusal(EPERM, "EPERM");
+}
+
 /* In a process with one thread, landlock_restrict_self gives the domain to
  * every thread made afterwards: the helper, in that domain too, traces
  * them. */
@@ -540,6 +557,7 @@ int main(int argc, char **argv)
 		PW_CASE(seccomp_forbids_ptrace),
 		PW_CASE(landlock_in_each_thread_forbids_ptrace),
 		PW_CASE(landlock_before_threads_keeps_ptrace),
+		PW_CASE(landlock_signal_scope_is_a_refusal),
 		PW_CASE(helper_dying_mid_batch_direct),
 		PW_CASE(helper_dying_mid_batch_parked),
 	};
