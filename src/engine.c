@@ -1000,7 +1000,7 @@ static void describe_unreachable(struct pw_result *res, pid_t tid, int status,
 		if (E.why_tid && E.why_tid != tid)
 			snprintf(other, sizeof other, "as for %d, ", (int)E.why_tid);
 		snprintf(res->message, sizeof res->message,
-			 "thread %d (%s) cannot be reached: %s; ptrace: %s%.120s; nothing was changed",
+			 "thread %d (%.15s) cannot be reached: %s; ptrace: %s%.110s; nothing was changed",
 			 (int)tid, name, sig, other, E.why);
 		return;
 	}
