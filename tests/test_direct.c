@@ -509,51 +509,62 @@ static void *maker(void *arg)
 	return NULL;
 }
 
-static int reuse_in_own_pid_namespace(void)
+/* Up to 20 rounds until `round` has met its case 3 times (a round that
+ * does not meet it proves nothing either way); at least once, or fail. */
+static void exercise_rounds(bool (*round)(int r), const char *what)
 {
 	struct pw_idle *idle = pw_idle_start(2);
 	unsigned exercised = 0;
-	for (int round = 0; round < 20 && exercised < 3; round++) {
-		memset(&R, 0, sizeof R);
-		snprintf(R.target, sizeof R.target, "pw-r%d-b", round);
-		PW_CHECK(pthread_create(&R.leaver, NULL, leaver, NULL) == 0, "leaver");
-		while (!atomic_load(&R.leaver_tid))
-			sched_yield();
-		/* Signals alone: the next call takes the direct path. */
-		char first[24];
-		snprintf(first, sizeof first, "pw-r%d-a", round);
-		PW_EQ_LONG(procwide_syscall(SYS_prctl, PR_SET_NAME, (long)first, 0, 0, 0, 0), 0);
-		pthread_t m;
-		PW_CHECK(pthread_create(&m, NULL, maker, NULL) == 0, "maker");
-		struct procwide_call call = {.nr = SYS_prctl, .args = {PR_SET_NAME, (long)R.target}};
-		struct procwide_report rep = {.size = sizeof rep};
-		PW_EQ_LONG(procwide_run(&call, NULL, &rep), 0);
-		int mode = rep.mode;
-		procwide_report_release(&rep);
-		pthread_join(m, NULL);
-		int n = atomic_load(&R.nnew);
-		/* Every thread made before the call returned has the change,
-		 * newcomers included. */
-		for (int i = 0; i < n; i++) {
-			char got[32];
-			PW_CHECK(pw_task_comm(R.newcomer_tid[i], got, sizeof got), "comm");
-			PW_CHECK(strcmp(got, R.target) == 0,
-				 "newcomer %d (tid %d, the leaver's: %s) is named %s, not %s", i,
-				 R.newcomer_tid[i],
-				 R.newcomer_tid[i] == R.leaver_tid ? "yes" : "no", got, R.target);
-		}
-		if (atomic_load(&R.reused_unchanged)) {
-			/* Told apart by the proof, not settled by parking. */
-			PW_EQ_LONG(mode, PROCWIDE_MODE_DIRECT);
-			exercised++;
-		}
-		atomic_store(&R.release, true);
-		for (int i = 0; i < n; i++)
-			pthread_join(R.newcomer[i], NULL);
-	}
-	pw_diag("%u rounds had a thread without the call take a finished thread's tid", exercised);
-	PW_CHECK(exercised > 0, "no round reused the tid before the maker was reached");
+	for (int r = 0; r < 20 && exercised < 3; r++)
+		exercised += round(r);
+	pw_diag("%u rounds %s", exercised, what);
+	PW_CHECK(exercised > 0, "no round %s", what);
 	pw_idle_stop(idle);
+}
+
+static bool reuse_round(int round)
+{
+	memset(&R, 0, sizeof R);
+	snprintf(R.target, sizeof R.target, "pw-r%d-b", round);
+	PW_CHECK(pthread_create(&R.leaver, NULL, leaver, NULL) == 0, "leaver");
+	while (!atomic_load(&R.leaver_tid))
+		sched_yield();
+	/* Signals alone: the next call takes the direct path. */
+	char first[24];
+	snprintf(first, sizeof first, "pw-r%d-a", round);
+	PW_EQ_LONG(procwide_syscall(SYS_prctl, PR_SET_NAME, (long)first, 0, 0, 0, 0), 0);
+	pthread_t m;
+	PW_CHECK(pthread_create(&m, NULL, maker, NULL) == 0, "maker");
+	struct procwide_call call = {.nr = SYS_prctl, .args = {PR_SET_NAME, (long)R.target}};
+	struct procwide_report rep = {.size = sizeof rep};
+	PW_EQ_LONG(procwide_run(&call, NULL, &rep), 0);
+	int mode = rep.mode;
+	procwide_report_release(&rep);
+	pthread_join(m, NULL);
+	int n = atomic_load(&R.nnew);
+	/* Every thread made before the call returned has the change,
+	 * newcomers included. */
+	for (int i = 0; i < n; i++) {
+		char got[32];
+		PW_CHECK(pw_task_comm(R.newcomer_tid[i], got, sizeof got), "comm");
+		PW_CHECK(strcmp(got, R.target) == 0,
+			 "newcomer %d (tid %d, the leaver's: %s) is named %s, not %s", i,
+			 R.newcomer_tid[i],
+			 R.newcomer_tid[i] == R.leaver_tid ? "yes" : "no", got, R.target);
+	}
+	bool met = atomic_load(&R.reused_unchanged);
+	if (met) /* Told apart by the proof, not settled by parking. */
+		PW_EQ_LONG(mode, PROCWIDE_MODE_DIRECT);
+	atomic_store(&R.release, true);
+	for (int i = 0; i < n; i++)
+		pthread_join(R.newcomer[i], NULL);
+	return met;
+}
+
+static int reuse_in_own_pid_namespace(void)
+{
+	exercise_rounds(reuse_round,
+			"had a thread without the call take a finished thread's tid before it was reached");
 	return 0;
 }
 
@@ -645,44 +656,42 @@ static void *replacer(void *arg)
 	return NULL;
 }
 
+static bool pending_round(int round)
+{
+	memset(&G, 0, sizeof G);
+	PW_CHECK(pthread_create(&G.ender, NULL, ender, NULL) == 0, "ender");
+	while (!atomic_load(&G.tid))
+		sched_yield();
+	char a[24], b[24];
+	snprintf(a, sizeof a, "pw-p%d-a", round);
+	snprintf(b, sizeof b, "pw-p%d-b", round);
+	/* Signals alone (the ender takes them for now): direct next. */
+	PW_EQ_LONG(procwide_syscall(SYS_prctl, PR_SET_NAME, (long)a, 0, 0, 0, 0), 0);
+	atomic_store(&G.arm, true);
+	while (!atomic_load(&G.armed))
+		sched_yield();
+	pthread_t r;
+	PW_CHECK(pthread_create(&r, NULL, replacer, NULL) == 0, "replacer");
+	struct procwide_call call = {.nr = SYS_prctl, .args = {PR_SET_NAME, (long)b}};
+	struct procwide_report rep = {.size = sizeof rep};
+	PW_EQ_LONG(procwide_run(&call, NULL, &rep), 0);
+	procwide_report_release(&rep);
+	pthread_join(r, NULL);
+	if (!G.spinning)
+		return false;
+	char got[32];
+	PW_CHECK(pw_task_comm(G.spinner_tid, got, sizeof got), "comm");
+	/* Made before the call returned: it must have the change. */
+	PW_CHECK(strcmp(got, b) == 0, "spinner %d named %s, not %s", (int)G.spinner_tid, got,
+		 b);
+	atomic_store(&G.release, true);
+	pthread_join(G.spinner, NULL);
+	return true;
+}
+
 static int pending_in_own_pid_namespace(void)
 {
-	struct pw_idle *idle = pw_idle_start(2);
-	unsigned exercised = 0;
-	for (int round = 0; round < 20 && exercised < 3; round++) {
-		memset(&G, 0, sizeof G);
-		PW_CHECK(pthread_create(&G.ender, NULL, ender, NULL) == 0, "ender");
-		while (!atomic_load(&G.tid))
-			sched_yield();
-		char a[24], b[24];
-		snprintf(a, sizeof a, "pw-p%d-a", round);
-		snprintf(b, sizeof b, "pw-p%d-b", round);
-		/* Signals alone (the ender takes them for now): direct next. */
-		PW_EQ_LONG(procwide_syscall(SYS_prctl, PR_SET_NAME, (long)a, 0, 0, 0, 0), 0);
-		atomic_store(&G.arm, true);
-		while (!atomic_load(&G.armed))
-			sched_yield();
-		pthread_t r;
-		PW_CHECK(pthread_create(&r, NULL, replacer, NULL) == 0, "replacer");
-		struct procwide_call call = {.nr = SYS_prctl, .args = {PR_SET_NAME, (long)b}};
-		struct procwide_report rep = {.size = sizeof rep};
-		PW_EQ_LONG(procwide_run(&call, NULL, &rep), 0);
-		procwide_report_release(&rep);
-		pthread_join(r, NULL);
-		if (G.spinning) {
-			char got[32];
-			PW_CHECK(pw_task_comm(G.spinner_tid, got, sizeof got), "comm");
-			/* Made before the call returned: it must have the change. */
-			PW_CHECK(strcmp(got, b) == 0, "spinner %d named %s, not %s",
-				 (int)G.spinner_tid, got, b);
-			exercised++;
-			atomic_store(&G.release, true);
-			pthread_join(G.spinner, NULL);
-		}
-	}
-	pw_diag("%u rounds gave a signalled thread's tid to a spinning one", exercised);
-	PW_CHECK(exercised > 0, "no round reused the tid");
-	pw_idle_stop(idle);
+	exercise_rounds(pending_round, "gave a signalled thread's tid to a spinning one");
 	return 0;
 }
 
