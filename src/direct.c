@@ -81,15 +81,14 @@ bool procwide__direct_allowed(const struct pw_request *req)
 }
 
 /* The threads stopped by the helper run the call at once and go. */
-int procwide__run_seized_now(void)
+void procwide__run_seized_now(void)
 {
 	if (!E.nseized)
-		return 0;
+		return;
 	if (procwide__inject_run_detach(procwide__shared.nr, procwide__shared.args, E.deadline,
 					procwide__on_injected, NULL) != 0)
 		procwide__die("procwide: the ptrace helper did not finish the call after other threads had run it; killing the process so that no thread runs half-changed\n");
 	E.nseized = 0;
-	return 0;
 }
 
 /* The longest direct call whose threads inode numbers tell apart: the time
@@ -200,10 +199,10 @@ static int gather_direct(const struct pw_request *req, struct pw_result *res)
 static int settle_parked(const struct pw_request *req, struct pw_result *res)
 {
 	E.direct = false;
-	uint64_t deadline = now_ns() + (uint64_t)req->deadline_ms * 1000000u;
+	uint64_t deadline = now_ns() + E.patience;
 	E.deadline = deadline;
 	int e = procwide__gather_all(req, res, deadline);
-	return e ? e : procwide__release(PW_GO, now_ns() + (uint64_t)req->deadline_ms * 1000000u);
+	return e ? e : procwide__release(PW_GO, now_ns() + E.patience);
 }
 
 void procwide__run_direct(const struct pw_request *req, struct pw_result *res)

@@ -358,8 +358,10 @@ static int seize_marked(void)
 	publish_want();
 	/* Those stopped meanwhile run the call now on the direct path, which
 	 * cannot go back. */
-	if (E.direct)
-		return procwide__run_seized_now();
+	if (E.direct) {
+		procwide__run_seized_now();
+		return 0;
+	}
 	return refused ? PW_STALLED : 0;
 }
 
@@ -437,11 +439,15 @@ static bool tid_renewed(uint32_t idx, enum pw_slot_state st, uint64_t ino)
 	       pw_slot_at(idx)->ino != ino;
 }
 
-/* ctx non-NULL: only renew known slots, leave new tids to the next sweep. */
+/* PW_RENEW_ONLY as ctx: only renew known slots, leave new tids to the next
+ * sweep. */
+static char renew_only;
+#define PW_RENEW_ONLY (&renew_only)
+
 static int on_tid(pid_t tid, uint64_t ino, void *ctx)
 {
 	uint32_t pos, idx = procwide__find_tid(tid, &pos);
-	if (idx == UINT32_MAX && ctx)
+	if (idx == UINT32_MAX && ctx == PW_RENEW_ONLY)
 		return 0;
 	if (idx != UINT32_MAX) {
 		uint64_t w = slot_word(idx);
@@ -725,7 +731,7 @@ int procwide__wait_arrivals(uint64_t deadline, uint64_t stall_ns, bool may_retry
 		 * and leave its tid to a new thread, which tgkill and /proc's
 		 * state would take for it: its entry's inode number tells.  A
 		 * listing that fails here is settled by parking. */
-		if (E.direct && procwide__taskdir_sweep(on_tid, &E) != 0)
+		if (E.direct && procwide__taskdir_sweep(on_tid, PW_RENEW_ONLY) != 0)
 			return PW_UNPROVEN;
 		int e = check_laggards();
 		if (e)
@@ -940,6 +946,13 @@ static void abort_all(void)
 
 /* ---- the report -------------------------------------------------------------- */
 
+/* ptrace could not reach the thread of slot idx: it refused this one, or
+ * was off for the call after the helper itself failed. */
+static bool ptrace_failed_for(uint32_t idx)
+{
+	return pw_slot_at(idx)->refused || (E.inject_error && !E.why_tid);
+}
+
 static int thread_status(uint32_t idx, bool aborted_by_deadline, long *result, int *path)
 {
 	struct pw_slot *s = pw_slot_at(idx);
@@ -975,8 +988,7 @@ static int thread_status(uint32_t idx, bool aborted_by_deadline, long *result, i
 	case PW_S_CANCELLED:
 		if (!aborted_by_deadline)
 			return PROCWIDE_THREAD_NOT_RUN;
-		/* Refused by ptrace, or ptrace was off after the helper failed. */
-		if (s->refused || (E.inject_error && !E.why_tid))
+		if (ptrace_failed_for(idx))
 			return PROCWIDE_THREAD_NO_PTRACE;
 		return procwide__task_blocks(slot_tid(idx), E.signo) == 1 ? PROCWIDE_THREAD_BLOCKED
 								 : PROCWIDE_THREAD_NO_ANSWER;
@@ -1061,7 +1073,7 @@ pid_t procwide__first_silent(bool *no_ptrace)
 		enum pw_slot_state st = slot_state(i);
 		if (st != PW_S_SENT && st != PW_S_UNSENT && st != PW_S_NOPTRACE)
 			continue;
-		bool refused = pw_slot_at(i)->refused || (E.inject_error && !E.why_tid);
+		bool refused = ptrace_failed_for(i);
 		/* The thread E.why speaks of, if it is one of them. */
 		if (!first || (refused && slot_tid(i) == E.why_tid)) {
 			first = slot_tid(i);
@@ -1280,9 +1292,9 @@ static void engine_run(const struct pw_request *req, struct pw_result *res)
 	procwide__shared.expected = 0;
 	E.nused = 0; /* nothing to release until an attempt starts */
 
-	uint64_t deadline = t0 + (uint64_t)req->deadline_ms * 1000000u;
-	E.deadline = deadline;
 	E.patience = (uint64_t)req->deadline_ms * 1000000u;
+	uint64_t deadline = t0 + E.patience;
+	E.deadline = deadline;
 	E.may_inject = req->may_inject;
 	E.inject_error = 0;
 	E.why_tid = 0;
@@ -1326,7 +1338,7 @@ static void engine_run(const struct pw_request *req, struct pw_result *res)
 		build_report(req, res, false);
 		goto out;
 	}
-	if (procwide__release(PW_GO, now_ns() + (uint64_t)req->deadline_ms * 1000000u) != 0) {
+	if (procwide__release(PW_GO, now_ns() + E.patience) != 0) {
 		/* Some threads have the change and one has not finished: the
 		 * state of the process is unknown.  Fail closed. */
 		char msg[160];

@@ -138,7 +138,7 @@ PW_HIDDEN bool procwide__run_in_caller(const struct pw_request *req, struct pw_r
 
 /* src/direct.c */
 PW_HIDDEN bool procwide__direct_allowed(const struct pw_request *req);
-PW_HIDDEN int procwide__run_seized_now(void);
+PW_HIDDEN void procwide__run_seized_now(void);
 PW_HIDDEN uint64_t procwide__ino_trust_ns(void);
 /* Sizes the tables for a direct call: 0 or -errno. */
 PW_HIDDEN int procwide__direct_prepare(const struct pw_request *req, struct pw_result *res);

@@ -142,7 +142,7 @@ static int seize_finish(struct held *h, pid_t pid, int *stage)
 	*stage = PW_STAGE_TGID;
 	r = pw_tgkill(pid, h->tid, 0);
 	if (pw_is_err(r))
-		return r == -ESRCH ? -ESRCH : (int)r;
+		return (int)r; /* ESRCH: gone; another error: a refusal */
 	*stage = PW_STAGE_REGS;
 	if (pw_is_err(r = ptrace4(PW_PTRACE_GETSIGMASK, h->tid, 8, (long)&h->mask)))
 		return (int)r;
