@@ -11,6 +11,8 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/prctl.h>
@@ -194,6 +196,191 @@ static void nanosleep_completes(void) { wait_completes_normally(W_NANOSLEEP); }
 static void epoll_wait_completes(void) { wait_completes_normally(W_EPOLL); }
 static void poll_completes(void) { wait_completes_normally(W_POLL); }
 static void futex_wait_completes(void) { wait_completes_normally(W_FUTEX); }
+
+/* ---- every register survives: a thread reached in a system call -------- */
+
+/* long regs_probe(int fd, void *buf, uint64_t out[45]): loads known values
+ * into every register a thread keeps across a system call (all but rax,
+ * rcx and r11), sets the direction flag, reads one byte from fd, then
+ * stores those registers in out: rbx rbp r12 r13 r14 r15 rdi rsi rdx r8 r9
+ * r10, rflags, then xmm0..xmm15 (two words each).  The read blocks; the
+ * call reaches the thread there through ptrace, and the read restarts. */
+__asm__(".text\n"
+	".type regs_probe, @function\n"
+	"regs_probe:\n"
+	"	push %rbx\n	push %rbp\n	push %r12\n	push %r13\n	push %r14\n	push %r15\n"
+	"	push %rdx\n"
+	"	movabs $0x1111111111111111, %rbx\n"
+	"	movabs $0x2222222222222222, %rbp\n"
+	"	movabs $0x3333333333333333, %r12\n"
+	"	movabs $0x4444444444444444, %r13\n"
+	"	movabs $0x5555555555555555, %r14\n"
+	"	movabs $0x6666666666666666, %r15\n"
+	"	movabs $0x7777777777777777, %r8\n"
+	"	movabs $0x8888888888888888, %r9\n"
+	"	movabs $0x9999999999999999, %r10\n"
+	"	mov $1, %edx\n"
+	"	lea regs_pattern(%rip), %rax\n"
+	"	movdqu 0(%rax), %xmm0\n	movdqu 16(%rax), %xmm1\n	movdqu 32(%rax), %xmm2\n"
+	"	movdqu 48(%rax), %xmm3\n	movdqu 64(%rax), %xmm4\n	movdqu 80(%rax), %xmm5\n"
+	"	movdqu 96(%rax), %xmm6\n	movdqu 112(%rax), %xmm7\n	movdqu 128(%rax), %xmm8\n"
+	"	movdqu 144(%rax), %xmm9\n	movdqu 160(%rax), %xmm10\n	movdqu 176(%rax), %xmm11\n"
+	"	movdqu 192(%rax), %xmm12\n	movdqu 208(%rax), %xmm13\n	movdqu 224(%rax), %xmm14\n"
+	"	movdqu 240(%rax), %xmm15\n"
+	"	std\n"
+	"	xor %eax, %eax\n" /* read */
+	"	syscall\n"
+	"	pushfq\n"
+	"	cld\n"
+	"	mov 8(%rsp), %rcx\n"
+	"	mov %rbx, 0(%rcx)\n	mov %rbp, 8(%rcx)\n	mov %r12, 16(%rcx)\n	mov %r13, 24(%rcx)\n"
+	"	mov %r14, 32(%rcx)\n	mov %r15, 40(%rcx)\n	mov %rdi, 48(%rcx)\n	mov %rsi, 56(%rcx)\n"
+	"	mov %rdx, 64(%rcx)\n	mov %r8, 72(%rcx)\n	mov %r9, 80(%rcx)\n	mov %r10, 88(%rcx)\n"
+	"	pop %r11\n	mov %r11, 96(%rcx)\n"
+	"	movdqu %xmm0, 104(%rcx)\n	movdqu %xmm1, 120(%rcx)\n	movdqu %xmm2, 136(%rcx)\n"
+	"	movdqu %xmm3, 152(%rcx)\n	movdqu %xmm4, 168(%rcx)\n	movdqu %xmm5, 184(%rcx)\n"
+	"	movdqu %xmm6, 200(%rcx)\n	movdqu %xmm7, 216(%rcx)\n	movdqu %xmm8, 232(%rcx)\n"
+	"	movdqu %xmm9, 248(%rcx)\n	movdqu %xmm10, 264(%rcx)\n	movdqu %xmm11, 280(%rcx)\n"
+	"	movdqu %xmm12, 296(%rcx)\n	movdqu %xmm13, 312(%rcx)\n	movdqu %xmm14, 328(%rcx)\n"
+	"	movdqu %xmm15, 344(%rcx)\n"
+	"	pop %rdx\n	pop %r15\n	pop %r14\n	pop %r13\n	pop %r12\n	pop %rbp\n	pop %rbx\n"
+	"	ret\n"
+	".size regs_probe, . - regs_probe\n"
+	".section .rodata\n"
+	"regs_pattern:\n"
+	"	.fill 256, 1, 0xa5\n"
+	".previous\n");
+long regs_probe(int fd, void *buf, uint64_t *out);
+
+static int probe_pipe[2];
+static char probe_byte;
+static uint64_t probe_out[45];
+static atomic_int probe_tid;
+static atomic_long probe_ret = -1;
+
+static void *probe_main(void *arg)
+{
+	(void)arg;
+	block_everything();
+	atomic_store(&probe_tid, pw_gettid());
+	atomic_store(&probe_ret, regs_probe(probe_pipe[0], &probe_byte, probe_out));
+	return NULL;
+}
+
+/* Waits until thread tid sleeps in system call nr. */
+static void wait_in_syscall(pid_t tid, long nr);
+
+/* Starts fn, which publishes its tid in *tid and then reads a pipe, and
+ * waits until it sleeps in that read. */
+static pid_t start_reader(pthread_t *t, void *(*fn)(void *), atomic_int *tid)
+{
+	PW_CHECK(pthread_create(t, NULL, fn, NULL) == 0, "create");
+	while (!atomic_load(tid))
+		usleep(1000);
+	wait_in_syscall(atomic_load(tid), SYS_read);
+	return atomic_load(tid);
+}
+
+static void wait_in_syscall(pid_t tid, long nr)
+{
+	char path[64], buf[64];
+	snprintf(path, sizeof path, "/proc/self/task/%d/syscall", (int)tid);
+	for (int i = 0; i < 2000; i++) {
+		FILE *f = fopen(path, "r");
+		PW_CHECK(f != NULL, "open %s", path);
+		bool in = fgets(buf, sizeof buf, f) && strtol(buf, NULL, 10) == nr;
+		fclose(f);
+		if (in)
+			return;
+		usleep(1000);
+	}
+	PW_CHECK(false, "thread %d never entered system call %ld", (int)tid, nr);
+}
+
+static void registers_survive_injection(void)
+{
+	PW_CHECK(pipe(probe_pipe) == 0, "pipe");
+	pthread_t t;
+	pid_t tid = start_reader(&t, probe_main, &probe_tid);
+	nnp_everywhere(tid);
+	PW_CHECK(write(probe_pipe[1], "r", 1) == 1, "write");
+	pthread_join(t, NULL);
+	PW_EQ_LONG(atomic_load(&probe_ret), 1);
+	PW_CHECK(probe_byte == 'r', "read %d", probe_byte);
+	static const uint64_t want[] = {
+		0x1111111111111111, 0x2222222222222222, 0x3333333333333333, 0x4444444444444444,
+		0x5555555555555555, 0x6666666666666666,
+	};
+	for (int i = 0; i < 6; i++)
+		PW_CHECK(probe_out[i] == want[i], "callee-saved register %d: %#llx", i,
+			 (unsigned long long)probe_out[i]);
+	PW_EQ_LONG((long)probe_out[6], probe_pipe[0]);			/* rdi */
+	PW_CHECK(probe_out[7] == (uint64_t)(uintptr_t)&probe_byte, "rsi"); /* rsi */
+	PW_EQ_LONG((long)probe_out[8], 1);				/* rdx */
+	PW_CHECK(probe_out[9] == 0x7777777777777777 && probe_out[10] == 0x8888888888888888 &&
+			 probe_out[11] == 0x9999999999999999,
+		 "r8 %#llx r9 %#llx r10 %#llx", (unsigned long long)probe_out[9],
+		 (unsigned long long)probe_out[10], (unsigned long long)probe_out[11]);
+	PW_CHECK(probe_out[12] & 0x400, "direction flag lost: rflags %#llx",
+		 (unsigned long long)probe_out[12]);
+	for (int i = 13; i < 45; i++)
+		PW_CHECK(probe_out[i] == 0xa5a5a5a5a5a5a5a5ULL, "xmm%d: %#llx", (i - 13) / 2,
+			 (unsigned long long)probe_out[i]);
+}
+
+/* A thread that blocks some signals and not others, reached through ptrace
+ * in a system call: the helper blocks every signal while it runs the call,
+ * and the thread finds its own mask again. */
+static atomic_int partly_tid;
+static atomic_bool partly_stop;
+static int partly_pipe[2];
+
+static void *partly_main(void *arg)
+{
+	(void)arg;
+	sigset_t some;
+	sigemptyset(&some);
+	sigaddset(&some, SIGUSR1);
+	sigaddset(&some, SIGWINCH);
+	pthread_sigmask(SIG_SETMASK, &some, NULL);
+	atomic_store(&partly_tid, pw_gettid());
+	char c;
+	while (!atomic_load(&partly_stop))
+		if (read(partly_pipe[0], &c, 1) < 0 && errno != EINTR)
+			break;
+	return NULL;
+}
+
+static void partly_masked_thread_keeps_its_mask(void)
+{
+	PW_CHECK(pipe(partly_pipe) == 0, "pipe");
+	pthread_t t;
+	pid_t tid = start_reader(&t, partly_main, &partly_tid);
+	char blk_before[32], blk[32];
+	PW_CHECK(pw_task_status(tid, "SigBlk", blk_before, sizeof blk_before), "blk");
+	PW_EQ_LONG(strtoull(blk_before, NULL, 16), (1ULL << (SIGUSR1 - 1)) | (1ULL << (SIGWINCH - 1)));
+	for (int round = 0; round < 5; round++) {
+		struct procwide_call call = {.nr = SYS_prctl, .args = {PR_SET_TIMERSLACK, 7000 + round}};
+		struct procwide_opts opts = {.size = sizeof opts, .flags = PROCWIDE_PTRACE_ALL};
+		struct procwide_report rep = {.size = sizeof rep};
+		PW_CHECK(procwide_run(&call, &opts, &rep) == 0, "%s", rep.message);
+		bool seen = false;
+		for (size_t i = 0; i < rep.nthreads; i++) {
+			if (rep.threads[i].tid != tid)
+				continue;
+			seen = true;
+			PW_EQ_LONG(rep.threads[i].path, PROCWIDE_PATH_PTRACE);
+			PW_EQ_LONG(rep.threads[i].status, PROCWIDE_THREAD_OK);
+		}
+		PW_CHECK(seen, "thread %d not in the report", (int)tid);
+		procwide_report_release(&rep);
+		PW_CHECK(pw_task_status(tid, "SigBlk", blk, sizeof blk), "blk");
+		PW_CHECK(strcmp(blk, blk_before) == 0, "mask %s became %s", blk_before, blk);
+	}
+	atomic_store(&partly_stop, true);
+	PW_CHECK(write(partly_pipe[1], "x", 1) == 1, "write");
+	pthread_join(t, NULL);
+}
 
 /* ---- nothing else changes: signal mask, dispositions, pending signals --- */
 
@@ -549,6 +736,8 @@ int main(int argc, char **argv)
 		PW_CASE(epoll_wait_completes),
 		PW_CASE(poll_completes),
 		PW_CASE(futex_wait_completes),
+		PW_CASE(registers_survive_injection),
+		PW_CASE(partly_masked_thread_keeps_its_mask),
 		PW_CASE(ptrace_all_delivers_no_signal),
 		PW_CASE(thread_state_is_untouched),
 		PW_CASE(no_signal_piles_up_in_a_blocking_thread),
