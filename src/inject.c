@@ -214,8 +214,11 @@ int procwide__inject_begin(uint32_t cap, uint64_t deadline, char *why, size_t wh
 		return 0;
 	if (inj.helper > 0) {
 		if (inj.session) {
+			/* Not ENOSPC: to the engine that means "threads
+			 * multiplied, start again with more room", which a
+			 * session helper's table would never have. */
 			snprintf(why, whysz, "more threads than the ptrace helper was started for");
-			return -ENOSPC;
+			return -E2BIG;
 		}
 		kill_helper();
 	}
