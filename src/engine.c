@@ -138,6 +138,16 @@ static void remember_refused(pid_t tid, uint64_t ino)
 	E.nrefused++;
 }
 
+/* What a slot knows of its thread, set when the thread is found (or a new
+ * thread is found with an ended one's tid). */
+static void init_slot(uint32_t idx, uint64_t ino)
+{
+	struct pw_slot *s = pw_slot_at(idx);
+	s->result = 0;
+	s->ino = ino;
+	s->refused = E.nrefused && was_refused(slot_tid(idx), ino);
+}
+
 static int new_slot(pid_t tid, uint64_t ino, uint32_t *out)
 {
 	if (E.nused >= E.reserved)
@@ -149,10 +159,8 @@ static int new_slot(pid_t tid, uint64_t ino, uint32_t *out)
 	struct pw_slot *s = pw_slot_at(idx);
 	atomic_store_explicit(&s->word, pw_word(E.gen, PW_S_FREE), memory_order_relaxed);
 	atomic_store_explicit(&s->tid, tid, memory_order_relaxed);
-	s->result = 0;
-	s->ino = ino;
 	s->proof = 0;
-	s->refused = E.nrefused && was_refused(tid, ino);
+	init_slot(idx, ino);
 	if (idx + 1 > atomic_load_explicit(&procwide__shared.nslots, memory_order_relaxed))
 		atomic_store_explicit(&procwide__shared.nslots, idx + 1, memory_order_release);
 	E.hash[pos] = idx + 1;
@@ -243,7 +251,10 @@ static void note_inject_failure(pid_t tid, int e, const char *why)
 	snprintf(E.why, sizeof E.why, "%s", why);
 }
 
-static void seize_result(uint32_t idx, int e, const char *why)
+/* Settles slot idx after the helper's answer e about it; why: the reason
+ * ptrace refused this thread, NULL when the helper itself failed.  0, or
+ * the error of signalling a refused thread again. */
+static int seize_result(uint32_t idx, int e, const char *why)
 {
 	/* PTRACE_SEIZE refuses a thread that is ending (its exit_state is
 	 * set) with EPERM: it is gone, not protected. */
@@ -268,25 +279,34 @@ static void seize_result(uint32_t idx, int e, const char *why)
 			e = -EIO;
 			why = "stopped with its instruction and stack pointers at 0, but the kernel does not mark it as a worker thread";
 		}
-		slot_set(idx, PW_S_NOPTRACE);
-		pw_slot_at(idx)->refused = true;
-		remember_refused(slot_tid(idx), pw_slot_at(idx)->ino);
-		if (why)
+		if (why) { /* this thread's own: not asked again in this call */
+			pw_slot_at(idx)->refused = true;
+			remember_refused(slot_tid(idx), pw_slot_at(idx)->ino);
 			note_inject_failure(slot_tid(idx), e, why);
+		}
+		if (E.inject_all) {
+			slot_set(idx, PW_S_NOPTRACE); /* no signal may be sent */
+			return 0;
+		}
+		/* Left to the signal until the deadline: it may only be slow.
+		 * Signalled again, since while it was being handed over it may
+		 * have taken and turned away the first signal. */
+		return reach(idx);
 	} else {
 		slot_set(idx, PW_S_SEIZED);
 		E.nseized++;
 	}
+	return 0;
 }
 
 /* Hands every marked thread to the ptrace helper, with up to a window of
  * requests in flight so that the helper stops them together.  0 when each
- * is stopped or gone.  A thread ptrace refuses (E.why says why) may only
- * be slow: it goes back to its signal until the deadline and is not handed
- * over again in this call (E.refused); if the helper itself fails, ptrace
- * is off for the rest of the call.  Then PW_STALLED on the parked path (the
- * gather may start again), 0 on the direct path; unless no signal may be
- * sent at all (inject_all), which ends the call with ptrace's error. */
+ * is stopped, gone, or back to its signal: a thread ptrace refuses (E.why
+ * says why) may only be slow, so it is signalled again and not handed over
+ * again in this call (E.refused); if the helper itself fails, ptrace is off
+ * for the rest of the call.  Whether an attempt left with such threads
+ * starts again is procwide__wait_arrivals' choice.  When no signal may be
+ * sent at all (inject_all), a failure ends the call with ptrace's error. */
 #define PW_SEIZE_WINDOW 64u
 
 static int seize_marked(void)
@@ -325,44 +345,35 @@ static int seize_marked(void)
 			break; /* the helper is gone: it detached what it held */
 		}
 		inflight--;
-		seize_result(idx, r, why);
+		int s_e = seize_result(idx, r, why);
+		if (s_e)
+			return s_e;
 	}
 	if (e) {
 		note_inject_failure(0, e, why);
 		E.may_inject = false;
 		/* Whatever was not handed over, or was lost with the helper. */
+		bool helper_gone = !procwide__inject_active();
 		for (uint32_t i = 0; i < E.nused; i++) {
 			enum pw_slot_state st = slot_state(i);
-			bool lost = st == PW_S_SEIZED && !procwide__inject_active();
+			bool lost = st == PW_S_SEIZED && helper_gone;
 			if (lost)
 				E.nseized--; /* detached as the helper died */
+			int s_e = 0;
 			if (st == PW_S_INJECTING || st == PW_S_SEIZING || lost)
-				seize_result(i, e, NULL);
+				s_e = seize_result(i, e, NULL);
+			if (s_e)
+				return s_e;
 		}
 	}
-	bool refused = false;
-	for (uint32_t i = 0; i < E.nused && !E.inject_all; i++)
-		if (slot_state(i) == PW_S_NOPTRACE) {
-			/* Signalled again: while it was being handed over, it may
-			 * have taken and turned away the first signal. */
-			refused = true;
-			slot_set(i, PW_S_FREE);
-			int r = reach(i);
-			if (r)
-				return r;
-		}
-	if (E.inject_all && E.inject_error) {
-		E.inject_ended = true; /* no signal may be sent: the call fails */
-		return E.inject_error;
-	}
+	if (E.inject_all && E.inject_error)
+		return E.inject_error; /* no signal may be sent: the call fails */
 	publish_want();
 	/* Those stopped meanwhile run the call now on the direct path, which
 	 * cannot go back. */
-	if (E.direct) {
+	if (E.direct)
 		procwide__run_seized_now();
-		return 0;
-	}
-	return refused ? PW_STALLED : 0;
+	return 0;
 }
 
 /* Fills `l` with the tids of this call's slots whose state `keep` accepts;
@@ -462,9 +473,7 @@ static int on_tid(pid_t tid, uint64_t ino, void *ctx)
 			return 0;
 		if (st == PW_S_SENT)
 			E.nsent--; /* its signal died with it */
-		pw_slot_at(idx)->result = 0;
-		pw_slot_at(idx)->ino = ino;
-		pw_slot_at(idx)->refused = false;
+		init_slot(idx, ino);
 		E.nnew++;
 		return reach(idx);
 	}
@@ -623,12 +632,12 @@ static bool spin_while(_Atomic uint32_t *word, uint32_t val, uint32_t outstandin
 
 /* Waits on a futex word while it holds `val`, for at most `slice` and not
  * past `deadline`.  0 when woken or the word changed, -ETIMEDOUT when the
- * slice ran out, -ETIME when the deadline has passed. */
+ * slice ran out, -ETIME when the deadline has passed with the word unchanged. */
 static long wait_word(_Atomic uint32_t *word, uint32_t val, uint64_t deadline, uint64_t slice)
 {
 	uint64_t t = now_ns();
-	if (t >= deadline)
-		return -ETIME;
+	if (t >= deadline) /* unless the word moved as time ran out */
+		return atomic_load(word) != val ? 0 : -ETIME;
 	uint64_t wait = deadline - t < slice ? deadline - t : slice;
 	struct timespec rel = {(time_t)(wait / 1000000000u), (long)(wait % 1000000000u)};
 	long r = pw_futex_wait(word, val, &rel);
@@ -680,9 +689,6 @@ int procwide__wait_arrivals(uint64_t deadline, uint64_t stall_ns, bool may_retry
 			       atomic_load(&procwide__shared.want) - a))
 			continue;
 		long r = wait_word(&procwide__shared.arrived, a, deadline, slice);
-		if (r == -ETIME && atomic_load(&procwide__shared.arrived) >= atomic_load(&procwide__shared.want) &&
-		    E.nunsent == 0)
-			return 0; /* the last answer came as time ran out */
 		if (r == -ETIME) {
 			/* The direct path cannot go back: once, every thread
 			 * still silent goes to the ptrace helper, runnable or
@@ -748,8 +754,6 @@ int procwide__wait_arrivals(uint64_t deadline, uint64_t stall_ns, bool may_retry
 		}
 		bool marked, refused;
 		e = seize_laggards(t - last_answer, false, &marked, &refused);
-		if (e == PW_STALLED && !may_retry)
-			e = 0; /* ptrace failed: signals alone until the deadline */
 		if (e)
 			return e;
 		/* Only threads ptrace refused are left: as without ptrace, an
@@ -775,8 +779,6 @@ static int gather(uint64_t deadline, uint64_t stall_ns, bool may_retry)
 {
 	for (unsigned round = 0;; round++) {
 		int e = procwide__sweep();
-		if (e == PW_STALLED && !may_retry)
-			e = 0; /* ptrace refused some: signals alone until the deadline */
 		if (e)
 			return e;
 		e = procwide__wait_arrivals(deadline, stall_ns, may_retry);
@@ -798,9 +800,7 @@ static int gather(uint64_t deadline, uint64_t stall_ns, bool may_retry)
 			 * could hide a thread behind one counted here that has
 			 * just ended (a zombie reaped, a parked thread
 			 * cancelled). */
-			if ((e = procwide__sweep()) == PW_STALLED && !may_retry)
-				e = 0;
-			if (e)
+			if ((e = procwide__sweep()) != 0)
 				return e;
 			if (!E.nnew)
 				return 0;
@@ -1033,9 +1033,11 @@ static void describe_unreachable(struct pw_result *res, pid_t tid, int status,
 
 /* Fills the counts, the message and, when the caller asked for it and
  * res->threads was allocated (before anything changed), the thread list.
- * Returns the status of the unreachable thread the message names, or 0. */
+ * Returns the status of the unreachable thread the message names, or 0;
+ * *unsettled (if given): a thread not known to have run the call nor to
+ * be out of its reach (ended, a zombie, a kernel worker), or 0. */
 static int build_report(const struct pw_request *req, struct pw_result *res,
-			bool aborted_by_deadline)
+			bool aborted_by_deadline, pid_t *unsettled)
 {
 	res->nthreads = 0;
 	res->nmismatch = res->nunreachable = 0;
@@ -1047,6 +1049,11 @@ static int build_report(const struct pw_request *req, struct pw_result *res,
 		int st = thread_status(i, aborted_by_deadline, &result, &path);
 		if (st == PROCWIDE_THREAD_MISMATCH)
 			res->nmismatch++;
+		if (unsettled && !*unsettled && st != PROCWIDE_THREAD_OK &&
+		    st != PROCWIDE_THREAD_MISMATCH && st != PROCWIDE_THREAD_CALLER &&
+		    st != PROCWIDE_THREAD_EXITED && st != PROCWIDE_THREAD_ZOMBIE &&
+		    st != PROCWIDE_THREAD_KERNEL_WORKER)
+			*unsettled = slot_tid(i);
 		if (st == PROCWIDE_THREAD_BLOCKED || st == PROCWIDE_THREAD_NO_ANSWER ||
 		    st == PROCWIDE_THREAD_QUEUE_FULL || st == PROCWIDE_THREAD_NO_PTRACE) {
 			/* The thread E.why speaks of, if it is one of them. */
@@ -1298,7 +1305,6 @@ static void engine_run(const struct pw_request *req, struct pw_result *res)
 	E.may_inject = req->may_inject;
 	E.inject_error = 0;
 	E.why_tid = 0;
-	E.inject_ended = false;
 	E.why[0] = '\0';
 	E.nrefused = 0;
 	E.inject_all = req->inject_all;
@@ -1317,11 +1323,12 @@ static void engine_run(const struct pw_request *req, struct pw_result *res)
 		e = procwide__gather_all(req, res, deadline);
 	if (e) {
 		abort_all();
-		bool unreachable = e == -ETIMEDOUT || E.inject_ended;
+		/* A PTRACE_ALL call that ptrace failed: no signal could help. */
+		bool unreachable = e == -ETIMEDOUT || (E.inject_all && E.inject_error);
 		res->outcome = unreachable ? PROCWIDE_OUTCOME_UNREACHABLE : PROCWIDE_OUTCOME_REFUSED;
 		/* Unreachable by signal and by ptrace: ptrace's error says more
 		 * than the deadline. */
-		if (build_report(req, res, unreachable) == PROCWIDE_THREAD_NO_PTRACE &&
+		if (build_report(req, res, unreachable, NULL) == PROCWIDE_THREAD_NO_PTRACE &&
 		    e == -ETIMEDOUT && E.inject_error)
 			e = E.inject_error;
 		res->ret = e;
@@ -1335,7 +1342,7 @@ static void engine_run(const struct pw_request *req, struct pw_result *res)
 	/* Every other thread is parked: run it here first. */
 	if (!procwide__run_in_caller(req, res)) {
 		abort_all();
-		build_report(req, res, false);
+		build_report(req, res, false, NULL);
 		goto out;
 	}
 	if (procwide__release(PW_GO, now_ns() + E.patience) != 0) {
@@ -1377,28 +1384,17 @@ static void note_landlock_domains(const struct procwide_call *c)
 	}
 }
 
-/* A thread that the engine cannot show has run the call, or 0.  Never
- * expected here (the waits end only when each slot is settled): a check
- * that the success about to be reported holds for every thread. */
-static pid_t unconfirmed(void)
-{
-	for (uint32_t i = 0; i < E.nused; i++) {
-		enum pw_slot_state st = slot_state(i);
-		if (st != PW_S_DONE && st != PW_S_INJ_DONE && st != PW_S_GONE && st != PW_S_ZOMBIE &&
-		    st != PW_S_KWORKER && st != PW_S_CALLER)
-			return slot_tid(i);
-	}
-	return 0;
-}
-
-/* The report of a call that ran everywhere. */
+/* The report of a call that ran everywhere.  A thread the report cannot
+ * show has run the call is never expected here (the waits end only when
+ * each slot is settled): the check that the success about to be reported
+ * holds for every thread. */
 void procwide__finish(const struct pw_request *req, struct pw_result *res)
 {
 	long r = procwide__shared.expected;
 	kill_if_mismatch(req);
 	note_landlock_domains(&req->call);
-	build_report(req, res, false);
-	pid_t u = unconfirmed();
+	pid_t u = 0;
+	build_report(req, res, false, &u);
 	if (u) {
 		char msg[200];
 		snprintf(msg, sizeof msg,

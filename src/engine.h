@@ -51,7 +51,6 @@ struct pw_engine {
 	int inject_error;  /* the first error of ptrace, kept for the whole
 			      call (E.why says why) */
 	pid_t why_tid;	   /* the thread it was for; 0: the helper's own */
-	bool inject_ended; /* it ended a PTRACE_ALL call */
 	char why[200];	   /* and why */
 	/* Threads ptrace refused in this call, by tid: an attempt that starts
 	 * again does not ask for them again (the reason lasts: a debugger, a

@@ -173,9 +173,10 @@ static void run_all(int sock, struct held *t, uint32_t cap, long nr, const long 
 		 * a helper that dies while merely holding threads leaves their
 		 * masks as they were. */
 		uint64_t all = ~0ULL;
-		/* Already blocking every signal it can (a runtime's service
-		 * thread, the common case here): nothing to change or put back.
-		 * SIGKILL and SIGSTOP are never in a mask. */
+		/* Already blocking every signal (a raw rt_sigprocmask; glibc's
+		 * pthread_sigmask leaves its signals 32 and 33 open, which must
+		 * be closed too): nothing to change or put back.  SIGKILL and
+		 * SIGSTOP are never in a mask. */
 		uint64_t unblockable = (1ULL << (SIGKILL - 1)) | (1ULL << (SIGSTOP - 1));
 		if ((t[i].mask | unblockable) != all) {
 			if (pw_is_err(ptrace4(PW_PTRACE_SETSIGMASK, t[i].tid, 8, (long)&all)))
