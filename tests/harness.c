@@ -1,4 +1,5 @@
 #include "harness.h"
+#include "procwide.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -333,7 +334,8 @@ struct pw_churn {
 static void *short_lived(void *arg)
 {
 	(void)arg;
-	usleep((useconds_t)(rand() % 3000));
+	unsigned seed = (unsigned)pw_gettid(); /* rand() would share one lock */
+	usleep((useconds_t)(rand_r(&seed) % 3000));
 	return NULL;
 }
 
@@ -460,4 +462,19 @@ void pw_rerun_with(const char *case_name, const char *env)
 	PW_CHECK(waitpid(child, &st, 0) == child, "waitpid");
 	PW_CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s run again with %s=1 exited with %#x",
 		 case_name, env, st);
+}
+
+void pw_expect_thread(const struct procwide_report *rep, pid_t tid, int path, int status)
+{
+	size_t seen = 0;
+	for (size_t i = 0; i < rep->nthreads; i++) {
+		const struct procwide_thread *t = &rep->threads[i];
+		if (t->tid != tid)
+			continue;
+		seen++;
+		PW_CHECK(t->path == path && t->status == status,
+			 "thread %d: path %d status %d, expected path %d status %d", (int)tid,
+			 t->path, t->status, path, status);
+	}
+	PW_CHECK(seen == 1, "thread %d listed %zu times in the report", (int)tid, seen);
 }

@@ -360,41 +360,18 @@ static void majority_not_main_thread(void)
 
 /* ---- the thread list under churn -------------------------------------------- */
 
-static volatile int churn_stop;
-
-static void *exit_at_once(void *arg)
-{
-	return arg;
-}
-
-static void *churn_main(void *arg)
-{
-	(void)arg;
-	while (!churn_stop) {
-		pthread_t th[8];
-		int n = 0;
-		for (; n < 8; n++)
-			if (pthread_create(&th[n], NULL, exit_at_once, NULL))
-				break;
-		for (int i = 0; i < n; i++)
-			pthread_join(th[i], NULL);
-	}
-	return NULL;
-}
-
 /* Threads exit while the audit reads: never an error, never a missing
  * thread that lives throughout, never a thread of another process. */
 static void vanishing_threads(void)
 {
 	struct pw_idle *idle = pw_idle_start(3);
 	pid_t stable[8];
-	pthread_t churner[2];
 	size_t nstable = pw_list_tids(stable, 8);
 	size_t max_seen = 0;
 
 	PW_EQ_LONG(nstable, 4);
-	for (int i = 0; i < 2; i++)
-		PW_EQ_LONG(pthread_create(&churner[i], NULL, churn_main, NULL), 0);
+	struct pw_churn *churn = pw_churn_start(2);
+	PW_CHECK(churn != NULL, "churn");
 	for (int round = 0; round < 400; round++) {
 		struct procwide_audit *a = NULL;
 		size_t n;
@@ -409,9 +386,7 @@ static void vanishing_threads(void)
 			(void)index_of(a, stable[j]);
 		procwide_audit_free(a);
 	}
-	churn_stop = 1;
-	for (int i = 0; i < 2; i++)
-		pthread_join(churner[i], NULL);
+	pw_churn_stop(churn);
 	/* The churn really overlapped the audits. */
 	PW_CHECK(max_seen > nstable + 2, "no short-lived thread was ever seen");
 	pw_idle_stop(idle);

@@ -133,15 +133,7 @@ static void new_blocking_thread_reached_through_ptrace(void)
 	int want = next_mode();
 	PW_EQ_LONG(procwide_run(&call, NULL, &rep), 0);
 	PW_EQ_LONG(rep.mode, want);
-	bool seen = false;
-	for (size_t i = 0; i < rep.nthreads; i++) {
-		if (rep.threads[i].tid != blocked)
-			continue;
-		seen = true;
-		PW_EQ_LONG(rep.threads[i].status, PROCWIDE_THREAD_OK);
-		PW_EQ_LONG(rep.threads[i].path, PROCWIDE_PATH_PTRACE);
-	}
-	PW_CHECK(seen, "the blocked thread %d is not in the report", blocked);
+	pw_expect_thread(&rep, blocked, PROCWIDE_PATH_PTRACE, PROCWIDE_THREAD_OK);
 	procwide_report_release(&rep);
 	char got[32];
 	PW_CHECK(pw_task_comm(blocked, got, sizeof got) && strcmp(got, "pw-two") == 0,

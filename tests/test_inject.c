@@ -40,16 +40,7 @@ static void nnp_everywhere(pid_t via_ptrace)
 	struct procwide_call call = {.nr = SYS_prctl, .args = {PR_SET_NO_NEW_PRIVS, 1}};
 	struct procwide_report rep = {.size = sizeof rep};
 	PW_CHECK(procwide_run(&call, NULL, &rep) == 0, "%s", rep.message);
-	bool seen = false;
-	for (size_t i = 0; i < rep.nthreads; i++) {
-		struct procwide_thread *t = &rep.threads[i];
-		if (t->tid == via_ptrace) {
-			seen = true;
-			PW_EQ_LONG(t->path, PROCWIDE_PATH_PTRACE);
-			PW_EQ_LONG(t->status, PROCWIDE_THREAD_OK);
-		}
-	}
-	PW_CHECK(seen, "thread %d not in the report", via_ptrace);
+	pw_expect_thread(&rep, via_ptrace, PROCWIDE_PATH_PTRACE, PROCWIDE_THREAD_OK);
 	procwide_report_release(&rep);
 	pid_t tids[64];
 	size_t n = pw_list_tids(tids, 64);
@@ -364,15 +355,7 @@ static void partly_masked_thread_keeps_its_mask(void)
 		struct procwide_opts opts = {.size = sizeof opts, .flags = PROCWIDE_PTRACE_ALL};
 		struct procwide_report rep = {.size = sizeof rep};
 		PW_CHECK(procwide_run(&call, &opts, &rep) == 0, "%s", rep.message);
-		bool seen = false;
-		for (size_t i = 0; i < rep.nthreads; i++) {
-			if (rep.threads[i].tid != tid)
-				continue;
-			seen = true;
-			PW_EQ_LONG(rep.threads[i].path, PROCWIDE_PATH_PTRACE);
-			PW_EQ_LONG(rep.threads[i].status, PROCWIDE_THREAD_OK);
-		}
-		PW_CHECK(seen, "thread %d not in the report", (int)tid);
+		pw_expect_thread(&rep, tid, PROCWIDE_PATH_PTRACE, PROCWIDE_THREAD_OK);
 		procwide_report_release(&rep);
 		PW_CHECK(pw_task_status(tid, "SigBlk", blk, sizeof blk), "blk");
 		PW_CHECK(strcmp(blk, blk_before) == 0, "mask %s became %s", blk_before, blk);
