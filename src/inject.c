@@ -104,6 +104,7 @@ static const char *errname(int e)
 	case ESRCH: return "ESRCH (no such thread)";
 	case EBUSY: return "EBUSY";
 	case EIO: return "EIO";
+	case EINVAL: return "EINVAL (not supported)";
 	case ENOSYS: return "ENOSYS (ptrace not available)";
 	case ENOMEM: return "ENOMEM";
 	case EAGAIN: return "EAGAIN";
@@ -326,6 +327,7 @@ static const char *stage_name(int stage)
 	case PW_STAGE_TGID: return "checking that it belongs to this process";
 	case PW_STAGE_REGS: return "PTRACE_GETREGS";
 	case PW_STAGE_RUN: return "running the call";
+	case PW_STAGE_ARCH: return "reaching a thread that runs 32-bit code";
 	default: return "ptrace";
 	}
 }

@@ -50,6 +50,7 @@ enum pw_inject_stage {
 	PW_STAGE_REGS = 4,
 	PW_STAGE_RUN = 5,
 	PW_STAGE_DETACH = 6,
+	PW_STAGE_ARCH = 7, /* a thread running 32-bit code: not supported */
 };
 
 /* Tests: the helper dies after answering the first seize of a batch of

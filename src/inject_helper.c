@@ -16,6 +16,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 
+#define PW_PTRACE_PEEKTEXT 1 /* raw: the word is stored at `data` */
 #define PW_PTRACE_CONT 7
 #define PW_PTRACE_DETACH 17
 #define PW_PTRACE_SYSCALL 24
@@ -130,6 +131,22 @@ static int seize_start(struct held *h, pid_t pid, int *stage)
 	return pw_is_err(r) ? (int)r : 0;
 }
 
+/* How h, stopped in a system call, entered the kernel: the two bytes
+ * before its rip, read as the last two of the word that ends there (or
+ * the first two of the word that starts there, should the code begin
+ * less than 8 bytes before rip). */
+static enum pw_arch_entry entry_of(const struct held *h)
+{
+	if ((long)h->saved.orig_rax < 0)
+		return PW_ENTRY_UNKNOWN; /* not in one: nothing to restart */
+	unsigned long w;
+	if (!pw_is_err(ptrace4(PW_PTRACE_PEEKTEXT, h->tid, (long)(h->saved.rip - 8), (long)&w)))
+		return pw_arch_entry_of((unsigned)(w >> 48));
+	if (!pw_is_err(ptrace4(PW_PTRACE_PEEKTEXT, h->tid, (long)(h->saved.rip - 2), (long)&w)))
+		return pw_arch_entry_of((unsigned)(w & 0xffff));
+	return PW_ENTRY_UNKNOWN;
+}
+
 static int seize_finish(struct held *h, pid_t pid, int *stage)
 {
 	*stage = PW_STAGE_STOP;
@@ -151,7 +168,11 @@ static int seize_finish(struct held *h, pid_t pid, int *stage)
 		return (int)r;
 	if (pw_arch_is_kernel_worker(&h->saved))
 		return PW_INJ_KERNEL_WORKER; /* detached as it was */
-	h->resume = pw_arch_resume_regs(&h->saved);
+	if (!pw_arch_is_64bit(&h->saved)) {
+		*stage = PW_STAGE_ARCH;
+		return -EINVAL;
+	}
+	h->resume = pw_arch_resume_regs(&h->saved, entry_of(h));
 	h->have_regs = 1;
 	return 0;
 }

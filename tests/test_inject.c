@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
@@ -128,11 +129,24 @@ static void read_on_pipe_resumes(void)
 
 /* ---- timed waits: nanosleep, epoll_wait, poll, futex -------------------- */
 
-enum wait_kind { W_NANOSLEEP, W_EPOLL, W_POLL, W_FUTEX };
+enum wait_kind { W_NANOSLEEP, W_EPOLL, W_POLL, W_FUTEX, W_INT80_NANOSLEEP };
 static enum wait_kind kind;
 static atomic_int waiter_tid;
 static atomic_long waiter_ret, waiter_errno;
 static double waited;
+static int32_t *ts32; /* W_INT80_NANOSLEEP: i386's timespec, below 4 GiB */
+
+/* nanosleep through int $0x80 (i386's number 162, 32-bit pointer): a
+ * call the kernel restarts through i386's restart_syscall. */
+static long int80_nanosleep(int32_t *ts)
+{
+	long eax = 162;
+	__asm__ volatile("int $0x80"
+			 : "+a"(eax)
+			 : "b"((long)(uintptr_t)ts), "c"(0L)
+			 : "memory", "r8", "r9", "r10", "r11");
+	return eax;
+}
 
 #define WAIT_MS 400
 
@@ -152,6 +166,12 @@ static void *waiter_main(void *arg)
 		r = epoll_wait(ep, &ev, 1, WAIT_MS);
 	} else if (kind == W_POLL) {
 		r = poll(NULL, 0, WAIT_MS);
+	} else if (kind == W_INT80_NANOSLEEP) {
+		r = int80_nanosleep(ts32);
+		if (r < 0) {
+			errno = (int)-r;
+			r = -1;
+		}
 	} else {
 		static int word;
 		struct timespec ts = {0, WAIT_MS * 1000000L};
@@ -187,6 +207,30 @@ static void nanosleep_completes(void) { wait_completes_normally(W_NANOSLEEP); }
 static void epoll_wait_completes(void) { wait_completes_normally(W_EPOLL); }
 static void poll_completes(void) { wait_completes_normally(W_POLL); }
 static void futex_wait_completes(void) { wait_completes_normally(W_FUTEX); }
+
+/* A nanosleep restarted after the stop goes back to sleep for what is left
+ * (-ERESTART_RESTARTBLOCK): through i386's restart_syscall (0), since
+ * x86_64's (219) is i386's madvise. */
+static void int80_nanosleep_completes(void)
+{
+	ts32 = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_32BIT,
+		    -1, 0);
+	PW_CHECK(ts32 != MAP_FAILED, "mmap MAP_32BIT");
+	pid_t probe = fork();
+	PW_CHECK(probe >= 0, "fork");
+	if (probe == 0) {
+		ts32[0] = 0;
+		ts32[1] = 1000;
+		_exit(int80_nanosleep(ts32) == 0 ? 0 : 1);
+	}
+	int st;
+	PW_CHECK(waitpid(probe, &st, 0) == probe, "waitpid");
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		pw_skip("this kernel runs no int $0x80 system call (no IA32 emulation)");
+	ts32[0] = 0;
+	ts32[1] = WAIT_MS * 1000000;
+	wait_completes_normally(W_INT80_NANOSLEEP);
+}
 
 /* ---- every register survives: a thread reached in a system call -------- */
 
@@ -560,6 +604,33 @@ static void already_traced_by_a_debugger(void)
 	waitpid(dbg, NULL, 0);
 }
 
+/* A thread that blocks every signal and runs 32-bit code for ever (a far
+ * return to the kernel's 32-bit user code segment, 0x23, onto `jmp .`, as
+ * Wine's WoW64 switches): the library's 64-bit code cannot run there. */
+static void *compat_main(void *arg)
+{
+	block_everything();
+	atomic_store(&blocked_tid, pw_gettid());
+	__asm__ volatile("pushq $0x23\n\tpushq %0\n\tlretq" : : "r"(arg) : "memory");
+	return NULL;
+}
+
+static void thread_running_32bit_code(void)
+{
+	unsigned char *code = mmap(NULL, 4096, PROT_READ | PROT_WRITE | PROT_EXEC,
+				   MAP_PRIVATE | MAP_ANONYMOUS | MAP_32BIT, -1, 0);
+	PW_CHECK(code != MAP_FAILED, "mmap MAP_32BIT");
+	code[0] = 0xeb; /* jmp . */
+	code[1] = 0xfe;
+	pthread_t t;
+	PW_CHECK(pthread_create(&t, NULL, compat_main, code) == 0, "create");
+	while (!atomic_load(&blocked_tid))
+		usleep(1000);
+	usleep(20000);
+	expect_refusal(EINVAL, "32-bit code");
+	/* The thread never returns: the case's process ends with it. */
+}
+
 #ifndef SYS_landlock_create_ruleset
 #define SYS_landlock_create_ruleset 444
 #define SYS_landlock_restrict_self 446
@@ -719,6 +790,7 @@ int main(int argc, char **argv)
 		PW_CASE(epoll_wait_completes),
 		PW_CASE(poll_completes),
 		PW_CASE(futex_wait_completes),
+		PW_CASE(int80_nanosleep_completes),
 		PW_CASE(registers_survive_injection),
 		PW_CASE(partly_masked_thread_keeps_its_mask),
 		PW_CASE(ptrace_all_delivers_no_signal),
@@ -726,6 +798,7 @@ int main(int argc, char **argv)
 		PW_CASE(no_signal_piles_up_in_a_blocking_thread),
 		PW_CASE(not_dumpable_without_cap_sys_ptrace),
 		PW_CASE(already_traced_by_a_debugger),
+		PW_CASE(thread_running_32bit_code),
 		PW_CASE(seccomp_forbids_ptrace),
 		PW_CASE(landlock_in_each_thread_forbids_ptrace),
 		PW_CASE(landlock_before_threads_keeps_ptrace),

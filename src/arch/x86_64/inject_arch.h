@@ -28,7 +28,9 @@
  * set (struct user_pt_regs through PTRACE_GETREGSET/NT_PRSTATUS, since
  * aarch64 has no PTRACE_GETREGS), a gadget `svc #0`, the number in x8 and
  * arguments in x0-x5, the restart rewind (pc -= 4, x0 = orig_x0), and the
- * "no restart" marker, which there is NT_ARM_SYSTEM_CALL set to -1. */
+ * "no restart" marker, which there is NT_ARM_SYSTEM_CALL set to -1; and
+ * the refusal of a 32-bit (AArch32) thread, told by PSR_MODE32_BIT in
+ * pstate, as a 32-bit x86 thread is told by its code segment here. */
 #ifndef PW_ARCH_INJECT_H
 #define PW_ARCH_INJECT_H
 
@@ -49,12 +51,34 @@ struct pw_regs {
  * src/inject_gadget.c. */
 extern const char procwide__inject_gadget[] __attribute__((visibility("hidden")));
 
+/* How a thread stopped in a system call entered the kernel, from the two
+ * bytes before its rip (the helper reads them with PTRACE_PEEKTEXT): the
+ * 64-bit `syscall` (0f 05), or `int $0x80` (cd 80), which takes i386
+ * numbers, also from a 64-bit task.  Both are two bytes long. */
+enum pw_arch_entry { PW_ENTRY_SYSCALL, PW_ENTRY_INT80, PW_ENTRY_UNKNOWN };
+
+static inline enum pw_arch_entry pw_arch_entry_of(unsigned two_bytes)
+{
+	return two_bytes == 0x050f ? PW_ENTRY_SYSCALL
+	       : two_bytes == 0x80cd ? PW_ENTRY_INT80
+				     : PW_ENTRY_UNKNOWN;
+}
+
+/* A 64-bit task runs with the kernel's __USER_CS; a 32-bit task (or a
+ * 64-bit one switched to 32-bit code, as Wine's WoW64 does) cannot run the
+ * library's 64-bit gadget, and is refused. */
+static inline int pw_arch_is_64bit(const struct pw_regs *r)
+{
+	return r->cs == 0x33;
+}
+
 #define PW_EINTR 4
 #define PW_ERESTARTSYS 512
 #define PW_ERESTARTNOINTR 513
 #define PW_ERESTARTNOHAND 514
 #define PW_ERESTART_RESTARTBLOCK 516
-#define PW_NR_RESTART_SYSCALL 219
+#define PW_NR_RESTART_SYSCALL 219	  /* x86_64 */
+#define PW_NR_IA32_RESTART_SYSCALL 0 /* i386, for int $0x80 */
 
 static inline void pw_arch_prepare_call(struct pw_regs *r, long nr, const long args[6])
 {
@@ -103,8 +127,12 @@ static inline int pw_arch_eintr_is_restartable(long nr)
 }
 
 /* The registers to put back: the saved ones, with an interrupted system
- * call turned into its restart (see above). */
-static inline struct pw_regs pw_arch_resume_regs(const struct pw_regs *saved)
+ * call turned into its restart (see above); `entry` says how it entered
+ * the kernel: a call made with int $0x80 restarts with i386's
+ * restart_syscall (the kernel's get_nr_restart_syscall does the same), and
+ * keeps its EINTR, since the list above holds x86_64 numbers. */
+static inline struct pw_regs pw_arch_resume_regs(const struct pw_regs *saved,
+						 enum pw_arch_entry entry)
 {
 	struct pw_regs r = *saved;
 	long ret = (long)r.rax;
@@ -115,7 +143,7 @@ static inline struct pw_regs pw_arch_resume_regs(const struct pw_regs *saved)
 		/* Only waits known to return EINTR after a stop with nothing
 		 * done: a close() on some file systems or a connect() has
 		 * already acted when it returns EINTR, and must not be redone. */
-		if (!pw_arch_eintr_is_restartable((long)r.orig_rax))
+		if (entry != PW_ENTRY_SYSCALL || !pw_arch_eintr_is_restartable((long)r.orig_rax))
 			return r;
 		/* fall through */
 	case PW_ERESTARTSYS:
@@ -125,7 +153,7 @@ static inline struct pw_regs pw_arch_resume_regs(const struct pw_regs *saved)
 		r.rip -= 2;
 		break;
 	case PW_ERESTART_RESTARTBLOCK:
-		r.rax = PW_NR_RESTART_SYSCALL;
+		r.rax = entry == PW_ENTRY_INT80 ? PW_NR_IA32_RESTART_SYSCALL : PW_NR_RESTART_SYSCALL;
 		r.rip -= 2;
 		break;
 	default:
