@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -22,6 +23,8 @@
 #define PW_PTRACE_SYSCALL 24
 #define PW_PTRACE_SEIZE 0x4206
 #define PW_PTRACE_INTERRUPT 0x4207
+#define PW_PTRACE_PEEKSIGINFO 0x4209
+#define PW_PTRACE_PEEKSIGINFO_SHARED 1
 #define PW_PTRACE_GETSIGMASK 0x420a
 #define PW_PTRACE_SETSIGMASK 0x420b
 #define PW_PTRACE_O_TRACESYSGOOD 1
@@ -42,6 +45,51 @@ struct held {
 static long ptrace4(long req, pid_t tid, long addr, long data)
 {
 	return pw_sys6(SYS_ptrace, req, tid, addr, data, 0, 0);
+}
+
+/* procwide's signal, from the last request (0: none). */
+static int own_signo;
+
+/* Whether a signal that h's own mask lets through, other than procwide's,
+ * is queued for it (to the thread or to the process).  It is delivered as
+ * h leaves the kernel, and the kernel then applies its own restart rules
+ * to the call h was waiting in: a handler without SA_RESTART makes it
+ * return EINTR (the wake-up a program that interrupts a blocking call with
+ * a signal counts on), which procwide's rewind would otherwise turn into
+ * a restart.  siginfo's first field is its signal number. */
+static bool pending_signal(const struct held *h)
+{
+	for (unsigned long shared = 0; shared <= PW_PTRACE_PEEKSIGINFO_SHARED; shared++) {
+		struct {
+			uint64_t off;
+			uint32_t flags;
+			int32_t nr;
+		} args = {0, (uint32_t)shared, 8};
+		int32_t info[8][32]; /* 8 siginfo_t of 128 bytes */
+		for (;;) {
+			long n = ptrace4(PW_PTRACE_PEEKSIGINFO, h->tid, (long)&args, (long)info);
+			if (pw_is_err(n) || n <= 0)
+				break;
+			for (long k = 0; k < n; k++) {
+				int sig = info[k][0];
+				if (sig >= 1 && sig <= 64 && sig != own_signo &&
+				    !(h->mask & (1ULL << (sig - 1))))
+					return true;
+			}
+			if (n < args.nr)
+				break;
+			args.off += (uint64_t)n;
+		}
+	}
+	return false;
+}
+
+/* The registers h goes back to: the rewound ones (see inject_arch.h), or,
+ * when a signal is about to be delivered to it, those of its stop, so that
+ * the kernel settles the interrupted call as for any signal. */
+static const struct pw_regs *resume_regs(const struct held *h)
+{
+	return (long)h->saved.orig_rax >= 0 && pending_signal(h) ? &h->saved : &h->resume;
 }
 
 static void die_now(void)
@@ -224,7 +272,8 @@ static void run_all(int sock, struct held *t, uint32_t cap, long nr, const long 
 			t[i].err = -EIO;
 		/* Put everything back at once: should this process die now,
 		 * the thread resumes exactly where it was. */
-		if (!t[i].err && pw_is_err(ptrace4(PW_PTRACE_SETREGS, t[i].tid, 0, (long)&t[i].resume)))
+		if (!t[i].err &&
+		    pw_is_err(ptrace4(PW_PTRACE_SETREGS, t[i].tid, 0, (long)resume_regs(&t[i]))))
 			t[i].err = -EIO;
 		if (!t[i].err)
 			t[i].have_regs = 0; /* put back already: detach needs not */
@@ -240,7 +289,7 @@ static void run_all(int sock, struct held *t, uint32_t cap, long nr, const long 
 static void detach(struct held *h)
 {
 	if (h->have_regs)
-		ptrace4(PW_PTRACE_SETREGS, h->tid, 0, (long)&h->resume);
+		ptrace4(PW_PTRACE_SETREGS, h->tid, 0, (long)resume_regs(h));
 	if (h->masked)
 		ptrace4(PW_PTRACE_SETSIGMASK, h->tid, 8, (long)&h->mask);
 	ptrace4(PW_PTRACE_DETACH, h->tid, 0, 0);
@@ -302,6 +351,7 @@ void procwide__inject_helper_main(int sock, pid_t parent, uint32_t cap)
 		}
 		uint32_t nb = (uint32_t)(n / (long)sizeof batch[0]);
 		struct pw_inject_req q = batch[0];
+		own_signo = q.signo;
 		for (uint32_t k = 1; k < nb; k++)
 			if (batch[k].op != PW_INJ_SEIZE || q.op != PW_INJ_SEIZE)
 				die_now();

@@ -5,6 +5,7 @@
 #include "procwide.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -409,6 +410,92 @@ static void partly_masked_thread_keeps_its_mask(void)
 	pthread_join(t, NULL);
 }
 
+/* ---- a signal that comes while the thread is held ----------------------- */
+
+static atomic_int usr1_seen;
+static void on_usr1(int sig) { (void)sig; atomic_fetch_add(&usr1_seen, 1); }
+
+static int intr_pipe[2];
+static atomic_int intr_tid;
+static atomic_long intr_ret = -99, intr_errno;
+
+static void *interrupted_main(void *arg)
+{
+	(void)arg;
+	atomic_store(&intr_tid, pw_gettid());
+	char c;
+	long r = read(intr_pipe[0], &c, 1);
+	atomic_store(&intr_errno, r < 0 ? errno : 0);
+	atomic_store(&intr_ret, r);
+	return NULL;
+}
+
+/* A watcher process: sends SIGUSR1 to thread tid of pid once it sees it
+ * in a tracing stop ('t'), then exits 0; 1 if it never did. */
+static pid_t start_stop_watcher(pid_t pid, pid_t tid)
+{
+	char path[64];
+	snprintf(path, sizeof path, "/proc/%d/task/%d/stat", (int)pid, (int)tid);
+	pid_t w = fork();
+	PW_CHECK(w >= 0, "fork");
+	if (w != 0)
+		return w;
+	for (long i = 0; i < 20000000; i++) {
+		int fd = open(path, O_RDONLY);
+		char b[256];
+		long n = fd < 0 ? -1 : read(fd, b, sizeof b - 1);
+		if (fd >= 0)
+			close(fd);
+		if (n <= 0)
+			_exit(2);
+		b[n] = '\0';
+		char *p = strrchr(b, ')');
+		if (p && p[1] == ' ' && p[2] == 't') {
+			syscall(SYS_tgkill, pid, tid, SIGUSR1);
+			_exit(0);
+		}
+	}
+	_exit(1);
+}
+
+/* A handler without SA_RESTART makes a read() it interrupts return EINTR:
+ * a signal that reaches the thread while procwide holds it must do the
+ * same once it is let go, not be hidden by procwide's restart of the read. */
+static void signal_while_held_interrupts_the_call(void)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_usr1; /* no SA_RESTART */
+	PW_CHECK(sigaction(SIGUSR1, &sa, NULL) == 0, "sigaction");
+	PW_CHECK(pipe(intr_pipe) == 0, "pipe");
+	pthread_t t;
+	pid_t tid = start_reader(&t, interrupted_main, &intr_tid);
+	pid_t w = start_stop_watcher(getpid(), tid);
+	int st = 0, round = 0;
+	for (; round < 200 && waitpid(w, &st, WNOHANG) == 0; round++) {
+		struct procwide_call call = {.nr = SYS_setresuid, .args = {-1, -1, -1}};
+		struct procwide_opts opts = {.size = sizeof opts, .flags = PROCWIDE_PTRACE_ALL};
+		PW_EQ_LONG(procwide_run(&call, &opts, NULL), 0);
+	}
+	if (waitpid(w, &st, WNOHANG) == 0) {
+		kill(w, SIGKILL);
+		waitpid(w, &st, 0);
+		PW_CHECK(false, "the watcher never saw the thread held in 200 calls");
+	}
+	PW_CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "watcher status %#x", st);
+	pw_diag("the watcher saw the thread held during call %d", round);
+	for (int i = 0; i < 2000 && atomic_load(&intr_ret) == -99; i++)
+		usleep(1000);
+	long r = atomic_load(&intr_ret);
+	if (r == -99) /* restarted: wake it to end the case */
+		PW_CHECK(write(intr_pipe[1], "x", 1) == 1, "write");
+	pthread_join(t, NULL);
+	PW_EQ_LONG(atomic_load(&usr1_seen), 1);
+	PW_CHECK(r == -1 && atomic_load(&intr_errno) == EINTR,
+		 "read returned %ld (errno %ld), not EINTR: the signal's wake-up was lost", r,
+		 atomic_load(&intr_errno));
+}
+
 /* ---- nothing else changes: signal mask, dispositions, pending signals --- */
 
 static void on_trap(int sig) { (void)sig; }
@@ -793,6 +880,7 @@ int main(int argc, char **argv)
 		PW_CASE(int80_nanosleep_completes),
 		PW_CASE(registers_survive_injection),
 		PW_CASE(partly_masked_thread_keeps_its_mask),
+		PW_CASE(signal_while_held_interrupts_the_call),
 		PW_CASE(ptrace_all_delivers_no_signal),
 		PW_CASE(thread_state_is_untouched),
 		PW_CASE(no_signal_piles_up_in_a_blocking_thread),
