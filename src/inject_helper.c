@@ -18,6 +18,7 @@
 #include <sys/prctl.h>
 
 #define PW_PTRACE_PEEKTEXT 1 /* raw: the word is stored at `data` */
+#define PW_PTRACE_PEEKDATA 2 /* raw: the word is stored at `data` */
 #define PW_PTRACE_CONT 7
 #define PW_PTRACE_DETACH 17
 #define PW_PTRACE_SYSCALL 24
@@ -27,6 +28,7 @@
 #define PW_PTRACE_PEEKSIGINFO_SHARED 1
 #define PW_PTRACE_GETSIGMASK 0x420a
 #define PW_PTRACE_SETSIGMASK 0x420b
+#define PW_PTRACE_GET_RSEQ_CONFIGURATION 0x420f
 #define PW_PTRACE_O_TRACESYSGOOD 1
 #define PW_PTRACE_EVENT_STOP 128
 #define PW_WALL 0x40000000
@@ -89,7 +91,7 @@ static bool pending_signal(const struct held *h)
  * the kernel settles the interrupted call as for any signal. */
 static const struct pw_regs *resume_regs(const struct held *h)
 {
-	return (long)h->saved.orig_rax >= 0 && pending_signal(h) ? &h->saved : &h->resume;
+	return pw_arch_in_syscall(&h->saved) && pending_signal(h) ? &h->saved : &h->resume;
 }
 
 static void die_now(void)
@@ -185,7 +187,7 @@ static int seize_start(struct held *h, pid_t pid, int *stage)
  * less than 8 bytes before rip). */
 static enum pw_arch_entry entry_of(const struct held *h)
 {
-	if ((long)h->saved.orig_rax < 0)
+	if (!pw_arch_in_syscall(&h->saved))
 		return PW_ENTRY_UNKNOWN; /* not in one: nothing to restart */
 	unsigned long w;
 	if (!pw_is_err(ptrace4(PW_PTRACE_PEEKTEXT, h->tid, (long)(h->saved.rip - 8), (long)&w)))
@@ -193,6 +195,38 @@ static enum pw_arch_entry entry_of(const struct held *h)
 	if (!pw_is_err(ptrace4(PW_PTRACE_PEEKTEXT, h->tid, (long)(h->saved.rip - 2), (long)&w)))
 		return pw_arch_entry_of((unsigned)(w & 0xffff));
 	return PW_ENTRY_UNKNOWN;
+}
+
+/* A thread stopped in user code inside a restartable sequence (rseq(2))
+ * must resume at the sequence's abort handler, as the kernel makes it do
+ * after any preemption or signal there: resumed at the gadget, the kernel
+ * sees it outside the sequence and clears rseq_cs, and put back in the
+ * middle of it the thread would commit as if it had not been stopped.  The
+ * abort handler is taken only if it carries the registered signature in
+ * the 4 bytes before it, as the kernel checks. */
+static void rseq_abort(struct held *h)
+{
+	struct {
+		uint64_t abi_pointer;
+		uint32_t abi_size, signature, flags, pad;
+	} conf = {0};
+	if (pw_is_err(ptrace4(PW_PTRACE_GET_RSEQ_CONFIGURATION, h->tid, sizeof conf, (long)&conf)) ||
+	    !conf.abi_pointer)
+		return; /* before Linux 5.13, or no rseq area */
+	uint64_t cs = 0, start = 0, len = 0, abort_ip = 0, sig = 0;
+	/* struct rseq: rseq_cs at 8; struct rseq_cs: start_ip at 8,
+	 * post_commit_offset at 16, abort_ip at 24. */
+	if (pw_is_err(ptrace4(PW_PTRACE_PEEKDATA, h->tid, (long)(conf.abi_pointer + 8), (long)&cs)) ||
+	    !cs || pw_is_err(ptrace4(PW_PTRACE_PEEKDATA, h->tid, (long)(cs + 8), (long)&start)) ||
+	    pw_is_err(ptrace4(PW_PTRACE_PEEKDATA, h->tid, (long)(cs + 16), (long)&len)) ||
+	    pw_is_err(ptrace4(PW_PTRACE_PEEKDATA, h->tid, (long)(cs + 24), (long)&abort_ip)))
+		return;
+	if (pw_arch_pc(&h->saved) - start >= len)
+		return; /* not inside it */
+	if (pw_is_err(ptrace4(PW_PTRACE_PEEKDATA, h->tid, (long)(abort_ip - 4), (long)&sig)) ||
+	    (uint32_t)sig != conf.signature)
+		return;
+	pw_arch_set_pc(&h->resume, abort_ip);
 }
 
 static int seize_finish(struct held *h, pid_t pid, int *stage)
@@ -221,6 +255,8 @@ static int seize_finish(struct held *h, pid_t pid, int *stage)
 		return -EINVAL;
 	}
 	h->resume = pw_arch_resume_regs(&h->saved, entry_of(h));
+	if (!pw_arch_in_syscall(&h->saved))
+		rseq_abort(h);
 	h->have_regs = 1;
 	return 0;
 }

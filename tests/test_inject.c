@@ -53,6 +53,24 @@ static void nnp_everywhere(pid_t via_ptrace)
 	}
 }
 
+/* Starts fn(arg), and waits until it has published its tid in *tid. */
+static pid_t start_thread(pthread_t *t, void *(*fn)(void *), void *arg, atomic_int *tid)
+{
+	PW_CHECK(pthread_create(t, NULL, fn, arg) == 0, "create");
+	while (!atomic_load(tid))
+		usleep(1000);
+	return atomic_load(tid);
+}
+
+/* Installs fn as the handler of sig, without SA_RESTART. */
+static void handle(int sig, void (*fn)(int))
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = fn;
+	PW_CHECK(sigaction(sig, &sa, NULL) == 0, "sigaction");
+}
+
 /* ---- a runtime's timer thread ------------------------------------------ */
 
 static atomic_int timer_tid, timer_eintr;
@@ -191,11 +209,9 @@ static void wait_completes_normally(enum wait_kind k)
 	kind = k;
 	atomic_store(&waiter_ret, -99);
 	pthread_t t;
-	PW_CHECK(pthread_create(&t, NULL, waiter_main, NULL) == 0, "create");
-	while (!atomic_load(&waiter_tid))
-		usleep(1000);
+	pid_t tid = start_thread(&t, waiter_main, NULL, &waiter_tid);
 	usleep(50000);
-	nnp_everywhere(atomic_load(&waiter_tid));
+	nnp_everywhere(tid);
 	pthread_join(t, NULL);
 	PW_CHECK(atomic_load(&waiter_ret) == 0, "returned %ld errno %ld (%s)",
 		 atomic_load(&waiter_ret), atomic_load(&waiter_errno),
@@ -310,11 +326,9 @@ static void wait_in_syscall(pid_t tid, long nr);
  * waits until it sleeps in that read. */
 static pid_t start_reader(pthread_t *t, void *(*fn)(void *), atomic_int *tid)
 {
-	PW_CHECK(pthread_create(t, NULL, fn, NULL) == 0, "create");
-	while (!atomic_load(tid))
-		usleep(1000);
-	wait_in_syscall(atomic_load(tid), SYS_read);
-	return atomic_load(tid);
+	pid_t id = start_thread(t, fn, NULL, tid);
+	wait_in_syscall(id, SYS_read);
+	return id;
 }
 
 static void wait_in_syscall(pid_t tid, long nr)
@@ -463,10 +477,7 @@ static pid_t start_stop_watcher(pid_t pid, pid_t tid)
  * same once it is let go, not be hidden by procwide's restart of the read. */
 static void signal_while_held_interrupts_the_call(void)
 {
-	struct sigaction sa;
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = on_usr1; /* no SA_RESTART */
-	PW_CHECK(sigaction(SIGUSR1, &sa, NULL) == 0, "sigaction");
+	handle(SIGUSR1, on_usr1);
 	PW_CHECK(pipe(intr_pipe) == 0, "pipe");
 	pthread_t t;
 	pid_t tid = start_reader(&t, interrupted_main, &intr_tid);
@@ -496,6 +507,103 @@ static void signal_while_held_interrupts_the_call(void)
 		 atomic_load(&intr_errno));
 }
 
+/* ---- a thread stopped inside a restartable sequence ---------------------- */
+
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 35)
+#include <sys/rseq.h>
+#define HAVE_GLIBC_RSEQ 1
+
+/* long rseq_spin(const void *cs, long rseq_offset, int *aborts, int *stop):
+ * arms the restartable sequence cs in the thread's rseq area (at the
+ * thread pointer + rseq_offset: glibc's) and spins inside it.  The kernel
+ * aborts the sequence on any preemption or signal: the abort handler
+ * counts, and arms it again, or returns 0 once *stop is set.  Inside the
+ * sequence, rseq_cs read as 0 means the kernel dropped the sequence without
+ * aborting it (the thread was let go in the middle of it): returns 1. */
+__asm__(".text\n"
+	".type rseq_spin, @function\n"
+	"rseq_spin:\n"
+	"	mov %fs:0, %rax\n"
+	"	add %rsi, %rax\n"
+	"rseq_arm:\n"
+	"	mov %rdi, 8(%rax)\n"
+	"rseq_start:\n"
+	"	cmpq $0, 8(%rax)\n"
+	"	je rseq_broken\n"
+	"	jmp rseq_start\n"
+	"rseq_post:\n"
+	"	.long 0x53053053\n" /* RSEQ_SIG, x86 */
+	"rseq_abort:\n"
+	"	lock incl (%rdx)\n"
+	"	cmpl $0, (%rcx)\n"
+	"	je rseq_arm\n"
+	"	movq $0, 8(%rax)\n"
+	"	xor %eax, %eax\n"
+	"	ret\n"
+	"rseq_broken:\n"
+	"	mov $1, %eax\n"
+	"	ret\n"
+	".size rseq_spin, . - rseq_spin\n"
+	".data\n"
+	".balign 32\n"
+	"rseq_desc:\n"
+	"	.long 0, 0\n"
+	"	.quad rseq_start, rseq_post - rseq_start, rseq_abort\n"
+	".previous\n");
+long rseq_spin(const void *cs, long rseq_offset, atomic_int *aborts, atomic_int *stop);
+extern const char rseq_desc[];
+__asm__(".globl rseq_desc\n.hidden rseq_desc\n");
+
+static atomic_int rseq_aborts, rseq_stop, rseq_tid;
+static atomic_long rseq_ret = -99;
+
+static void *rseq_main(void *arg)
+{
+	(void)arg;
+	atomic_store(&rseq_tid, pw_gettid());
+	atomic_store(&rseq_ret, rseq_spin(rseq_desc, (long)__rseq_offset, &rseq_aborts, &rseq_stop));
+	return NULL;
+}
+
+static void on_usr2(int sig) { (void)sig; }
+#endif
+
+/* Reached through ptrace while spinning inside its sequence, the thread
+ * must resume at the abort handler, as after any preemption. */
+static void rseq_thread_resumes_at_its_abort_handler(void)
+{
+#ifndef HAVE_GLIBC_RSEQ
+	pw_skip("needs glibc 2.35 or later, which registers every thread's rseq area");
+#else
+	if (__rseq_size == 0)
+		pw_skip("glibc registered no rseq area (glibc.pthread.rseq=0, or the kernel refused)");
+	handle(SIGUSR2, on_usr2);
+	pthread_t t;
+	pid_t tid = start_thread(&t, rseq_main, NULL, &rseq_tid);
+	usleep(20000);
+	for (int round = 0; round < 5; round++) {
+		struct procwide_call call = {.nr = SYS_setresuid, .args = {-1, -1, -1}};
+		struct procwide_opts opts = {.size = sizeof opts, .flags = PROCWIDE_PTRACE_ALL};
+		struct procwide_report rep = {.size = sizeof rep};
+		PW_CHECK(procwide_run(&call, &opts, &rep) == 0, "%s", rep.message);
+		pw_expect_thread(&rep, tid, PROCWIDE_PATH_PTRACE, PROCWIDE_THREAD_OK);
+		procwide_report_release(&rep);
+		usleep(10000);
+		PW_CHECK(atomic_load(&rseq_ret) == -99,
+			 "call %d: the thread found its sequence dropped without an abort", round);
+	}
+	/* A signal aborts the sequence: the handler sees stop and returns. */
+	atomic_store(&rseq_stop, 1);
+	for (int i = 0; i < 2000 && atomic_load(&rseq_ret) == -99; i++) {
+		pthread_kill(t, SIGUSR2);
+		usleep(1000);
+	}
+	PW_EQ_LONG(atomic_load(&rseq_ret), 0);
+	pthread_join(t, NULL);
+	pw_diag("%d aborts", atomic_load(&rseq_aborts));
+#endif
+}
+
 /* ---- nothing else changes: signal mask, dispositions, pending signals --- */
 
 static void on_trap(int sig) { (void)sig; }
@@ -518,15 +626,9 @@ static void thread_state_is_untouched(void)
 	/* The thread's mask, the process's SIGTRAP handler (a trap-based
 	 * injection would make the kernel reset it: force_sig on a blocked
 	 * signal), and a signal pending for the thread with its siginfo. */
-	struct sigaction sa;
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = on_trap;
-	PW_CHECK(sigaction(SIGTRAP, &sa, NULL) == 0, "sigaction");
+	handle(SIGTRAP, on_trap);
 	pthread_t t;
-	PW_CHECK(pthread_create(&t, NULL, masked_main, NULL) == 0, "create");
-	while (!atomic_load(&masked_tid))
-		usleep(1000);
-	pid_t tid = atomic_load(&masked_tid);
+	pid_t tid = start_thread(&t, masked_main, NULL, &masked_tid);
 	siginfo_t si;
 	memset(&si, 0, sizeof si);
 	si.si_signo = SIGUSR1;
@@ -710,9 +812,7 @@ static void thread_running_32bit_code(void)
 	code[0] = 0xeb; /* jmp . */
 	code[1] = 0xfe;
 	pthread_t t;
-	PW_CHECK(pthread_create(&t, NULL, compat_main, code) == 0, "create");
-	while (!atomic_load(&blocked_tid))
-		usleep(1000);
+	start_thread(&t, compat_main, code, &blocked_tid);
 	usleep(20000);
 	expect_refusal(EINVAL, "32-bit code");
 	/* The thread never returns: the case's process ends with it. */
@@ -881,6 +981,7 @@ int main(int argc, char **argv)
 		PW_CASE(registers_survive_injection),
 		PW_CASE(partly_masked_thread_keeps_its_mask),
 		PW_CASE(signal_while_held_interrupts_the_call),
+		PW_CASE(rseq_thread_resumes_at_its_abort_handler),
 		PW_CASE(ptrace_all_delivers_no_signal),
 		PW_CASE(thread_state_is_untouched),
 		PW_CASE(no_signal_piles_up_in_a_blocking_thread),

@@ -64,6 +64,23 @@ static inline enum pw_arch_entry pw_arch_entry_of(unsigned two_bytes)
 				     : PW_ENTRY_UNKNOWN;
 }
 
+/* Where the thread resumes, and whether it was stopped in a system call
+ * (else in user code). */
+static inline unsigned long pw_arch_pc(const struct pw_regs *r)
+{
+	return r->rip;
+}
+
+static inline void pw_arch_set_pc(struct pw_regs *r, unsigned long pc)
+{
+	r->rip = pc;
+}
+
+static inline int pw_arch_in_syscall(const struct pw_regs *r)
+{
+	return (long)r->orig_rax >= 0;
+}
+
 /* A 64-bit task runs with the kernel's __USER_CS; a 32-bit task (or a
  * 64-bit one switched to 32-bit code, as Wine's WoW64 does) cannot run the
  * library's 64-bit gadget, and is refused. */
