@@ -444,9 +444,10 @@ static void *interrupted_main(void *arg)
 	return NULL;
 }
 
-/* A watcher process: sends SIGUSR1 to thread tid of pid once it sees it
- * in a tracing stop ('t'), then exits 0; 1 if it never did. */
-static pid_t start_stop_watcher(pid_t pid, pid_t tid)
+/* A watcher process: sends SIGUSR1 once it sees thread tid of pid in a
+ * tracing stop ('t'), to the thread, or to the process (process_wide),
+ * then exits 0; 1 if it never saw it. */
+static pid_t start_stop_watcher(pid_t pid, pid_t tid, bool process_wide)
 {
 	char path[64];
 	snprintf(path, sizeof path, "/proc/%d/task/%d/stat", (int)pid, (int)tid);
@@ -465,23 +466,37 @@ static pid_t start_stop_watcher(pid_t pid, pid_t tid)
 		b[n] = '\0';
 		char *p = strrchr(b, ')');
 		if (p && p[1] == ' ' && p[2] == 't') {
-			syscall(SYS_tgkill, pid, tid, SIGUSR1);
+			if (process_wide)
+				kill(pid, SIGUSR1);
+			else
+				syscall(SYS_tgkill, pid, tid, SIGUSR1);
 			_exit(0);
 		}
 	}
 	_exit(1);
 }
 
-/* A handler without SA_RESTART makes a read() it interrupts return EINTR:
- * a signal that reaches the thread while procwide holds it must do the
- * same once it is let go, not be hidden by procwide's restart of the read. */
-static void signal_while_held_interrupts_the_call(void)
+/* A thread waits in read() while procwide holds it, and SIGUSR1 comes: the
+ * read must end as the kernel ends it for that signal once the thread is
+ * let go.  Its handler without SA_RESTART: read returns EINTR (the wake-up
+ * must not be hidden by procwide's restart of the read); with SA_RESTART:
+ * the read goes on and returns the byte written later.  process_wide:
+ * kill() to the process, whose other thread blocks SIGUSR1. */
+static void signal_while_held(int sa_flags, bool process_wide)
 {
-	handle(SIGUSR1, on_usr1);
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_usr1;
+	sa.sa_flags = sa_flags;
+	PW_CHECK(sigaction(SIGUSR1, &sa, NULL) == 0, "sigaction");
 	PW_CHECK(pipe(intr_pipe) == 0, "pipe");
 	pthread_t t;
 	pid_t tid = start_reader(&t, interrupted_main, &intr_tid);
-	pid_t w = start_stop_watcher(getpid(), tid);
+	sigset_t usr1;
+	sigemptyset(&usr1);
+	sigaddset(&usr1, SIGUSR1);
+	PW_CHECK(pthread_sigmask(SIG_BLOCK, &usr1, NULL) == 0, "block"); /* the reader alone */
+	pid_t w = start_stop_watcher(getpid(), tid, process_wide);
 	int st = 0, round = 0;
 	for (; round < 200 && waitpid(w, &st, WNOHANG) == 0; round++) {
 		struct procwide_call call = {.nr = SYS_setresuid, .args = {-1, -1, -1}};
@@ -495,16 +510,28 @@ static void signal_while_held_interrupts_the_call(void)
 	}
 	PW_CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "watcher status %#x", st);
 	pw_diag("the watcher saw the thread held during call %d", round);
-	for (int i = 0; i < 2000 && atomic_load(&intr_ret) == -99; i++)
+	for (int i = 0; i < 2000 && atomic_load(&usr1_seen) == 0; i++)
 		usleep(1000);
+	PW_EQ_LONG(atomic_load(&usr1_seen), 1);
+	usleep(20000);
 	long r = atomic_load(&intr_ret);
-	if (r == -99) /* restarted: wake it to end the case */
+	if (r == -99) /* still reading: give it its byte */
 		PW_CHECK(write(intr_pipe[1], "x", 1) == 1, "write");
 	pthread_join(t, NULL);
-	PW_EQ_LONG(atomic_load(&usr1_seen), 1);
-	PW_CHECK(r == -1 && atomic_load(&intr_errno) == EINTR,
-		 "read returned %ld (errno %ld), not EINTR: the signal's wake-up was lost", r,
-		 atomic_load(&intr_errno));
+	if (sa_flags & SA_RESTART) {
+		PW_EQ_LONG(r, -99);
+		PW_EQ_LONG(atomic_load(&intr_ret), 1);
+	} else {
+		PW_CHECK(r == -1 && atomic_load(&intr_errno) == EINTR,
+			 "read returned %ld (errno %ld), not EINTR: the signal's wake-up was lost",
+			 r, atomic_load(&intr_errno));
+	}
+}
+
+static void signal_while_held_interrupts_the_call(void) { signal_while_held(0, false); }
+static void signal_while_held_to_the_process_restarts(void)
+{
+	signal_while_held(SA_RESTART, true);
 }
 
 /* ---- a thread stopped inside a restartable sequence ---------------------- */
@@ -981,6 +1008,7 @@ int main(int argc, char **argv)
 		PW_CASE(registers_survive_injection),
 		PW_CASE(partly_masked_thread_keeps_its_mask),
 		PW_CASE(signal_while_held_interrupts_the_call),
+		PW_CASE(signal_while_held_to_the_process_restarts),
 		PW_CASE(rseq_thread_resumes_at_its_abort_handler),
 		PW_CASE(ptrace_all_delivers_no_signal),
 		PW_CASE(thread_state_is_untouched),

@@ -180,6 +180,34 @@ static inline struct pw_regs pw_arch_resume_regs(const struct pw_regs *saved,
 	return r;
 }
 
+/* The registers to put back when a signal with a handler will be
+ * delivered as the thread leaves the kernel: the interrupted call ends as
+ * the kernel's handle_signal ends it (x86's arch/x86/kernel/signal.c):
+ * -ERESTARTNOHAND and -ERESTART_RESTARTBLOCK, and -ERESTARTSYS without
+ * SA_RESTART, become -EINTR; the others restart as without a signal.
+ * orig_rax = -1: the kernel does nothing more with them. */
+static inline struct pw_regs pw_arch_signal_regs(const struct pw_regs *saved,
+						 const struct pw_regs *resume, int sa_restart)
+{
+	struct pw_regs r = *saved;
+	switch (-(long)saved->rax) {
+	case PW_ERESTARTSYS:
+		if (sa_restart)
+			return *resume;
+		/* fall through */
+	case PW_ERESTARTNOHAND:
+	case PW_ERESTART_RESTARTBLOCK:
+		r.rax = (unsigned long)-PW_EINTR;
+		break;
+	case PW_ERESTARTNOINTR:
+		return *resume;
+	default:
+		break; /* EINTR already, or a result: as it is */
+	}
+	r.orig_rax = (unsigned long)-1L;
+	return r;
+}
+
 #define PW_ARCH_GADGET_ASM                                                     \
 	".pushsection .text\n"                                                 \
 	".globl procwide__inject_gadget\n"                                     \
