@@ -312,7 +312,7 @@ static int seize_result(uint32_t idx, int e, const char *why)
 static int seize_marked(void)
 {
 	uint32_t next = 0, inflight = 0;
-	int e = 0;
+	int e = 0, resignal = 0; /* the first error of signalling a thread again */
 	char why[sizeof E.why] = "";
 	for (;;) {
 		while (!e && inflight < PW_SEIZE_WINDOW) {
@@ -345,9 +345,11 @@ static int seize_marked(void)
 			break; /* the helper is gone: it detached what it held */
 		}
 		inflight--;
+		/* Every answer is taken, an error or not: a session helper's
+		 * answers must not be left for the next request to read. */
 		int s_e = seize_result(idx, r, why);
-		if (s_e)
-			return s_e;
+		if (s_e && !resignal)
+			resignal = s_e;
 	}
 	if (e) {
 		note_inject_failure(0, e, why);
@@ -362,10 +364,12 @@ static int seize_marked(void)
 			int s_e = 0;
 			if (st == PW_S_INJECTING || st == PW_S_SEIZING || lost)
 				s_e = seize_result(i, e, NULL);
-			if (s_e)
-				return s_e;
+			if (s_e && !resignal)
+				resignal = s_e;
 		}
 	}
+	if (resignal)
+		return resignal;
 	if (E.inject_all && E.inject_error)
 		return E.inject_error; /* no signal may be sent: the call fails */
 	publish_want();

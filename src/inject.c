@@ -13,7 +13,6 @@
  * Before starting it, procwide checks what would make ptrace fail and says
  * which: a process that is not dumpable (procwide never lowers that
  * protection), Yama's ptrace_scope. */
-#include "call.h"
 #include "inject.h"
 #include "internal.h"
 
@@ -336,7 +335,7 @@ static const char *stage_name(int stage)
 int procwide__inject_send_seize(uint32_t idx, pid_t tid)
 {
 	outq.q[outq.n++] =
-		(struct pw_inject_req){.op = PW_INJ_SEIZE, .idx = idx, .tid = tid, .pid = pw_getpid(), .signo = procwide__shared.signo};
+		(struct pw_inject_req){.op = PW_INJ_SEIZE, .idx = idx, .tid = tid, .pid = pw_getpid()};
 	int e = outq.n == PW_INJECT_BATCH ? flush_seizes() : 0;
 	if (e)
 		kill_helper();
@@ -382,7 +381,7 @@ int procwide__inject_recv_seize(uint32_t *idx, uint64_t deadline, char *why, siz
 int procwide__inject_run_all(long nr, const long args[6], uint64_t deadline,
 			     void (*fn)(uint32_t idx, long result, int err, void *ctx), void *ctx)
 {
-	struct pw_inject_req q = {.op = PW_INJ_RUN_ALL, .pid = pw_getpid(), .signo = procwide__shared.signo, .nr = nr};
+	struct pw_inject_req q = {.op = PW_INJ_RUN_ALL, .pid = pw_getpid(), .nr = nr};
 	memcpy(q.args, args, sizeof q.args);
 	int e = send_req(&q);
 	for (;;) {
@@ -401,7 +400,7 @@ int procwide__inject_run_detach(long nr, const long args[6], uint64_t deadline,
 				void (*fn)(uint32_t idx, long result, int err, void *ctx), void *ctx)
 {
 	int e = procwide__inject_run_all(nr, args, deadline, fn, ctx);
-	struct pw_inject_req q = {.op = PW_INJ_DETACH, .pid = pw_getpid(), .signo = procwide__shared.signo};
+	struct pw_inject_req q = {.op = PW_INJ_DETACH, .pid = pw_getpid()};
 	struct pw_inject_rep r;
 	if (!e)
 		e = send_req(&q);
@@ -418,13 +417,13 @@ void procwide__inject_end(void)
 		return;
 	if (inj.session) {
 		/* Let every thread go, keep the helper for the next call. */
-		struct pw_inject_req q = {.op = PW_INJ_DETACH, .pid = pw_getpid(), .signo = procwide__shared.signo};
+		struct pw_inject_req q = {.op = PW_INJ_DETACH, .pid = pw_getpid()};
 		struct pw_inject_rep r;
 		if (send_req(&q) != 0 || recv_rep(&r, now_ns() + 2000000000ull) != 0)
 			kill_helper();
 		return;
 	}
-	struct pw_inject_req q = {.op = PW_INJ_RELEASE, .pid = pw_getpid(), .signo = procwide__shared.signo};
+	struct pw_inject_req q = {.op = PW_INJ_RELEASE, .pid = pw_getpid()};
 	struct pw_inject_rep r;
 	/* Detaching is quick; should the helper not answer, killing it
 	 * detaches every thread it holds (the kernel does that for a dying

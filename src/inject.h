@@ -22,7 +22,6 @@ struct pw_inject_req {
 	uint32_t idx; /* helper table index for SEIZE */
 	pid_t tid;
 	pid_t pid;
-	int32_t signo; /* procwide's signal now, or 0 (see pending_signal()) */
 	long nr;
 	long args[6];
 };

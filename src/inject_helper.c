@@ -12,7 +12,6 @@
 
 #include <errno.h>
 #include <signal.h>
-#include <stdbool.h>
 #include <stddef.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -24,8 +23,6 @@
 #define PW_PTRACE_SYSCALL 24
 #define PW_PTRACE_SEIZE 0x4206
 #define PW_PTRACE_INTERRUPT 0x4207
-#define PW_PTRACE_PEEKSIGINFO 0x4209
-#define PW_PTRACE_PEEKSIGINFO_SHARED 1
 #define PW_PTRACE_GETSIGMASK 0x420a
 #define PW_PTRACE_SETSIGMASK 0x420b
 #define PW_PTRACE_GET_RSEQ_CONFIGURATION 0x420f
@@ -47,63 +44,6 @@ struct held {
 static long ptrace4(long req, pid_t tid, long addr, long data)
 {
 	return pw_sys6(SYS_ptrace, req, tid, addr, data, 0, 0);
-}
-
-/* procwide's signal, from the last request (0: none). */
-static int own_signo;
-
-/* The signal that will be delivered first to h as it leaves the kernel:
- * the lowest one its own mask lets through, other than procwide's, queued
- * for the thread, or else for the process (the order dequeue_signal takes
- * them in); 0 if none.  siginfo's first field is its signal number. */
-static int pending_signal(const struct held *h)
-{
-	for (unsigned long shared = 0; shared <= PW_PTRACE_PEEKSIGINFO_SHARED; shared++) {
-		struct {
-			uint64_t off;
-			uint32_t flags;
-			int32_t nr;
-		} args = {0, (uint32_t)shared, 8};
-		int32_t info[8][32]; /* 8 siginfo_t of 128 bytes */
-		int first = 0;
-		for (;;) {
-			long n = ptrace4(PW_PTRACE_PEEKSIGINFO, h->tid, (long)&args, (long)info);
-			if (pw_is_err(n) || n <= 0)
-				break;
-			for (long k = 0; k < n; k++) {
-				int sig = info[k][0];
-				if (sig >= 1 && sig <= 64 && sig != own_signo &&
-				    !(h->mask & (1ULL << (sig - 1))) && (!first || sig < first))
-					first = sig;
-			}
-			if (n < args.nr)
-				break;
-			args.off += (uint64_t)n;
-		}
-		if (first)
-			return first;
-	}
-	return 0;
-}
-
-/* The registers h goes back to: the rewound ones (see inject_arch.h),
- * unless a signal with a handler is about to be delivered to it as it
- * leaves the kernel.  The call it was waiting in then ends as the kernel
- * ends it for that signal (pw_arch_signal_regs): a handler without
- * SA_RESTART makes it return EINTR, the wake-up a program that interrupts
- * a blocking call with a signal counts on, which the rewind would turn
- * into a restart.  The disposition is read from this process, a copy of
- * the caller made for the call.  Should the signal be taken meanwhile by
- * another thread (a process-wide one), the call returns EINTR all the
- * same, which a blocking call may do. */
-static struct pw_regs resume_regs(const struct held *h)
-{
-	int sig = pw_arch_in_syscall(&h->saved) ? pending_signal(h) : 0;
-	struct pw_ksigaction act = {0};
-	if (!sig || pw_is_err(pw_rt_sigaction(sig, NULL, &act)) ||
-	    act.handler == (void *)SIG_DFL || act.handler == (void *)SIG_IGN)
-		return h->resume; /* no handler runs: the kernel would restart */
-	return pw_arch_signal_regs(&h->saved, &h->resume, (act.flags & SA_RESTART) != 0);
 }
 
 static void die_now(void)
@@ -320,8 +260,7 @@ static void run_all(int sock, struct held *t, uint32_t cap, long nr, const long 
 			t[i].err = -EIO;
 		/* Put everything back at once: should this process die now,
 		 * the thread resumes exactly where it was. */
-		struct pw_regs back = resume_regs(&t[i]);
-		if (!t[i].err && pw_is_err(ptrace4(PW_PTRACE_SETREGS, t[i].tid, 0, (long)&back)))
+		if (!t[i].err && pw_is_err(ptrace4(PW_PTRACE_SETREGS, t[i].tid, 0, (long)&t[i].resume)))
 			t[i].err = -EIO;
 		if (!t[i].err)
 			t[i].have_regs = 0; /* put back already: detach needs not */
@@ -336,10 +275,8 @@ static void run_all(int sock, struct held *t, uint32_t cap, long nr, const long 
 
 static void detach(struct held *h)
 {
-	if (h->have_regs) {
-		struct pw_regs back = resume_regs(h);
-		ptrace4(PW_PTRACE_SETREGS, h->tid, 0, (long)&back);
-	}
+	if (h->have_regs)
+		ptrace4(PW_PTRACE_SETREGS, h->tid, 0, (long)&h->resume);
 	if (h->masked)
 		ptrace4(PW_PTRACE_SETSIGMASK, h->tid, 8, (long)&h->mask);
 	ptrace4(PW_PTRACE_DETACH, h->tid, 0, 0);
@@ -401,7 +338,6 @@ void procwide__inject_helper_main(int sock, pid_t parent, uint32_t cap)
 		}
 		uint32_t nb = (uint32_t)(n / (long)sizeof batch[0]);
 		struct pw_inject_req q = batch[0];
-		own_signo = q.signo;
 		for (uint32_t k = 1; k < nb; k++)
 			if (batch[k].op != PW_INJ_SEIZE || q.op != PW_INJ_SEIZE)
 				die_now();

@@ -61,13 +61,13 @@ char pw_task_state(pid_t tid);
 pid_t pw_gettid(void);
 bool pw_have_cap(int cap); /* effective capability of the calling thread */
 
-/* ---- idle threads ------------------------------------------------------- */
-/* Starts n threads that wait until pw_idle_stop(); returns their number. */
 /* Checks that the report lists thread tid once, with this path and status
  * (an entry of rep->threads; the report was asked with its size). */
 struct procwide_report;
 void pw_expect_thread(const struct procwide_report *rep, pid_t tid, int path, int status);
 
+/* ---- idle threads ------------------------------------------------------- */
+/* Starts n threads that wait until pw_idle_stop(); returns their number. */
 struct pw_idle;
 struct pw_idle *pw_idle_start(size_t n);
 void pw_idle_stop(struct pw_idle *idle);

@@ -498,7 +498,7 @@ static void signal_while_held(int sa_flags, bool process_wide)
 	PW_CHECK(pthread_sigmask(SIG_BLOCK, &usr1, NULL) == 0, "block"); /* the reader alone */
 	pid_t w = start_stop_watcher(getpid(), tid, process_wide);
 	int st = 0, round = 0;
-	for (; round < 200 && waitpid(w, &st, WNOHANG) == 0; round++) {
+	for (; round < 1000 && waitpid(w, &st, WNOHANG) == 0; round++) {
 		struct procwide_call call = {.nr = SYS_setresuid, .args = {-1, -1, -1}};
 		struct procwide_opts opts = {.size = sizeof opts, .flags = PROCWIDE_PTRACE_ALL};
 		PW_EQ_LONG(procwide_run(&call, &opts, NULL), 0);
@@ -506,7 +506,7 @@ static void signal_while_held(int sa_flags, bool process_wide)
 	if (waitpid(w, &st, WNOHANG) == 0) {
 		kill(w, SIGKILL);
 		waitpid(w, &st, 0);
-		PW_CHECK(false, "the watcher never saw the thread held in 200 calls");
+		PW_CHECK(false, "the watcher never saw the thread held in 1000 calls");
 	}
 	PW_CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "watcher status %#x", st);
 	pw_diag("the watcher saw the thread held during call %d", round);
@@ -529,6 +529,7 @@ static void signal_while_held(int sa_flags, bool process_wide)
 }
 
 static void signal_while_held_interrupts_the_call(void) { signal_while_held(0, false); }
+static void signal_while_held_to_the_process_interrupts(void) { signal_while_held(0, true); }
 static void signal_while_held_to_the_process_restarts(void)
 {
 	signal_while_held(SA_RESTART, true);
@@ -840,7 +841,8 @@ static void thread_running_32bit_code(void)
 	code[1] = 0xfe;
 	pthread_t t;
 	start_thread(&t, compat_main, code, &blocked_tid);
-	usleep(20000);
+	/* It published its tid two instructions before the far return. */
+	usleep(50000);
 	expect_refusal(EINVAL, "32-bit code");
 	/* The thread never returns: the case's process ends with it. */
 }
@@ -1008,6 +1010,7 @@ int main(int argc, char **argv)
 		PW_CASE(registers_survive_injection),
 		PW_CASE(partly_masked_thread_keeps_its_mask),
 		PW_CASE(signal_while_held_interrupts_the_call),
+		PW_CASE(signal_while_held_to_the_process_interrupts),
 		PW_CASE(signal_while_held_to_the_process_restarts),
 		PW_CASE(rseq_thread_resumes_at_its_abort_handler),
 		PW_CASE(ptrace_all_delivers_no_signal),

@@ -10,25 +10,26 @@
  *
  * A thread stopped while waiting in a system call is on that call's exit
  * path with rax = a restart code (-ERESTARTSYS, ...) or -EINTR and orig_rax
- * = its number.  The kernel would turn a restart code into a restart only if
- * the thread went through signal handling on its way out, which a thread
- * resumed from the injected call's exit stop does not.  So the helper does
- * what the kernel does when no handler runs: it rewinds rip onto the
- * `syscall` instruction (2 bytes) with the number back in rax (or
- * restart_syscall for -ERESTART_RESTARTBLOCK, whose restart block the
- * injected call does not touch), and sets orig_rax = -1 so that the kernel
- * does not restart it a second time.  -EINTR at such a stop can only come
- * from the stop itself (no signal is delivered while procwide holds the
- * thread); for the waits that return it after any stop having done nothing
- * (epoll_wait, semop, sigtimedwait...) the call is rewound the same way and
- * simply starts again; any other call keeps its EINTR, as after SIGSTOP and
- * SIGCONT.
+ * = its number.  The helper puts these registers back as they were: a
+ * thread let go by PTRACE_DETACH has TIF_SIGPENDING set (ptrace's
+ * __ptrace_unlink kicks it with signal_wake_up), so on its way out it goes
+ * through arch_do_signal_or_restart, which settles the call exactly as
+ * after any stop: a restart (rip rewound onto the call, or restart_syscall
+ * with the number of the ABI the call was made with: restart_block
+ * remembers it, and the injected call does not touch it), or, when a signal
+ * queued meanwhile has a handler, -EINTR as handle_signal decides, in the
+ * kernel's own order of delivery and with the dispositions of that moment.
+ * -EINTR at such a stop comes from the stop itself; for the waits that
+ * return it after any stop having done nothing (epoll_wait, semop,
+ * sigtimedwait...) it is turned into -ERESTARTNOHAND, which the kernel
+ * restarts unless a handler runs; any other call keeps its EINTR, as after
+ * SIGSTOP and SIGCONT.
  *
  * An aarch64 port needs the same things in src/arch/aarch64/: the register
  * set (struct user_pt_regs through PTRACE_GETREGSET/NT_PRSTATUS, since
  * aarch64 has no PTRACE_GETREGS), a gadget `svc #0`, the number in x8 and
- * arguments in x0-x5, the restart rewind (pc -= 4, x0 = orig_x0), and the
- * "no restart" marker, which there is NT_ARM_SYSTEM_CALL set to -1; and
+ * arguments in x0-x5, the "not in a system call" marker for the injected
+ * call, which there is NT_ARM_SYSTEM_CALL set to -1; and
  * the refusal of a 32-bit (AArch32) thread, told by PSR_MODE32_BIT in
  * pstate, as a 32-bit x86 thread is told by its code segment here. */
 #ifndef PW_ARCH_INJECT_H
@@ -90,12 +91,7 @@ static inline int pw_arch_is_64bit(const struct pw_regs *r)
 }
 
 #define PW_EINTR 4
-#define PW_ERESTARTSYS 512
-#define PW_ERESTARTNOINTR 513
 #define PW_ERESTARTNOHAND 514
-#define PW_ERESTART_RESTARTBLOCK 516
-#define PW_NR_RESTART_SYSCALL 219	  /* x86_64 */
-#define PW_NR_IA32_RESTART_SYSCALL 0 /* i386, for int $0x80 */
 
 static inline void pw_arch_prepare_call(struct pw_regs *r, long nr, const long args[6])
 {
@@ -143,68 +139,20 @@ static inline int pw_arch_eintr_is_restartable(long nr)
 	}
 }
 
-/* The registers to put back: the saved ones, with an interrupted system
- * call turned into its restart (see above); `entry` says how it entered
- * the kernel: a call made with int $0x80 restarts with i386's
- * restart_syscall (the kernel's get_nr_restart_syscall does the same), and
- * keeps its EINTR, since the list above holds x86_64 numbers. */
+/* The registers to put back: the saved ones (see above), with the -EINTR
+ * of a wait that restarts after a stop turned into -ERESTARTNOHAND; only
+ * for a call made with `syscall`, since the list above holds x86_64
+ * numbers (one made with int $0x80 keeps its EINTR). */
 static inline struct pw_regs pw_arch_resume_regs(const struct pw_regs *saved,
 						 enum pw_arch_entry entry)
 {
 	struct pw_regs r = *saved;
-	long ret = (long)r.rax;
-	if ((long)r.orig_rax < 0)
-		return r; /* not in a system call */
-	switch (-ret) {
-	case PW_EINTR:
-		/* Only waits known to return EINTR after a stop with nothing
-		 * done: a close() on some file systems or a connect() has
-		 * already acted when it returns EINTR, and must not be redone. */
-		if (entry != PW_ENTRY_SYSCALL || !pw_arch_eintr_is_restartable((long)r.orig_rax))
-			return r;
-		/* fall through */
-	case PW_ERESTARTSYS:
-	case PW_ERESTARTNOINTR:
-	case PW_ERESTARTNOHAND:
-		r.rax = r.orig_rax;
-		r.rip -= 2;
-		break;
-	case PW_ERESTART_RESTARTBLOCK:
-		r.rax = entry == PW_ENTRY_INT80 ? PW_NR_IA32_RESTART_SYSCALL : PW_NR_RESTART_SYSCALL;
-		r.rip -= 2;
-		break;
-	default:
-		return r; /* finished: it returns its result */
-	}
-	r.orig_rax = (unsigned long)-1L;
-	return r;
-}
-
-/* The registers to put back when a signal with a handler will be
- * delivered as the thread leaves the kernel: the interrupted call ends as
- * the kernel's handle_signal ends it (x86's arch/x86/kernel/signal.c):
- * -ERESTARTNOHAND and -ERESTART_RESTARTBLOCK, and -ERESTARTSYS without
- * SA_RESTART, become -EINTR; the others restart as without a signal.
- * orig_rax = -1: the kernel does nothing more with them. */
-static inline struct pw_regs pw_arch_signal_regs(const struct pw_regs *saved,
-						 const struct pw_regs *resume, int sa_restart)
-{
-	struct pw_regs r = *saved;
-	switch (-(long)saved->rax) {
-	case PW_ERESTARTSYS:
-		if (sa_restart)
-			return *resume;
-		/* fall through */
-	case PW_ERESTARTNOHAND:
-	case PW_ERESTART_RESTARTBLOCK:
-		r.rax = (unsigned long)-PW_EINTR;
-		break;
-	case PW_ERESTARTNOINTR:
-		return *resume;
-	default:
-		break; /* EINTR already, or a result: as it is */
-	}
-	r.orig_rax = (unsigned long)-1L;
+	/* Only waits known to return EINTR after a stop with nothing done: a
+	 * close() on some file systems or a connect() has already acted when
+	 * it returns EINTR, and must not be redone. */
+	if ((long)r.orig_rax >= 0 && (long)r.rax == -PW_EINTR && entry == PW_ENTRY_SYSCALL &&
+	    pw_arch_eintr_is_restartable((long)r.orig_rax))
+		r.rax = (unsigned long)-PW_ERESTARTNOHAND;
 	return r;
 }
 
