@@ -11,6 +11,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
@@ -477,4 +479,34 @@ void pw_expect_thread(const struct procwide_report *rep, pid_t tid, int path, in
 			 t->path, t->status, path, status);
 	}
 	PW_CHECK(seen == 1, "thread %d listed %zu times in the report", (int)tid, seen);
+}
+
+static int raw_thread_main(void *arg)
+{
+	/* Only system calls that cannot fail: this thread shares its
+	 * creator's errno.  A futex wait without timeout is restarted after a
+	 * handler (SA_RESTART), never EINTR, so syscall() never writes errno. */
+	static int never;
+	atomic_store((atomic_int *)arg, (int)syscall(SYS_gettid));
+	for (;;)
+		syscall(SYS_futex, &never, 128 /* FUTEX_WAIT_PRIVATE */, 0, NULL, NULL, 0);
+	return 0;
+}
+
+pid_t pw_start_raw_thread(void)
+{
+	size_t sz = 256 * 1024;
+	char *stack = mmap(NULL, sz, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	PW_CHECK(stack != MAP_FAILED, "mmap");
+	/* Its tid is written at the far end of its own stack, never freed. */
+	atomic_int *tid = (atomic_int *)(void *)stack;
+	atomic_init(tid, 0);
+	/* No CLONE_SETTLS: the new thread shares this thread's TLS (errno
+	 * included), which is what procwide's handler must never touch. */
+	int flags = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD |
+		    CLONE_SYSVSEM;
+	PW_CHECK(clone(raw_thread_main, stack + sz, flags, tid) > 0, "clone: %s", strerror(errno));
+	while (!atomic_load(tid))
+		usleep(1000);
+	return atomic_load(tid);
 }

@@ -87,6 +87,9 @@ void pw_block_all_signals(void);
 pid_t pw_start_blocking_thread(void);
 /* The same, but the thread unblocks every signal after `ms` ms. */
 pid_t pw_start_blocking_thread_for(unsigned ms);
+/* Starts a thread with a raw clone(), unknown to the C library and sharing
+ * its creator's TLS (errno included), that waits forever; returns its tid. */
+pid_t pw_start_raw_thread(void);
 /* Runs test case case_name of this program again in a new process whose
  * environment has env=1 (for settings the library reads when it loads);
  * its output goes to this one's diagnostics.  Fails unless it passes. */

@@ -197,31 +197,6 @@ static __attribute__((unused)) void sw_blocked_intact(void)
 	PW_EQ_LONG(atomic_load(&sw_blocked_eintr), 0);
 }
 
-/* ---- a raw clone() thread, unknown to the C library -------------------- */
-static atomic_int sw_raw_tid;
-static __attribute__((unused)) int sw_raw_main(void *arg)
-{
-	(void)arg;
-	static int never;
-	atomic_store(&sw_raw_tid, (int)syscall(SYS_gettid));
-	for (;;)
-		syscall(SYS_futex, &never, 128 /* FUTEX_WAIT_PRIVATE */, 0, NULL, NULL, 0);
-	return 0;
-}
-
-static __attribute__((unused)) pid_t sw_start_raw(void)
-{
-	size_t sz = 256 * 1024;
-	char *stack = mmap(NULL, sz, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	PW_CHECK(stack != MAP_FAILED, "mmap");
-	int flags = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD |
-		    CLONE_SYSVSEM;
-	PW_CHECK(clone(sw_raw_main, stack + sz, flags, NULL) > 0, "clone: %s", strerror(errno));
-	while (!atomic_load(&sw_raw_tid))
-		usleep(1000);
-	return atomic_load(&sw_raw_tid);
-}
-
 static __attribute__((unused)) void sw_rtrim(char *v)
 {
 	size_t n = strlen(v);

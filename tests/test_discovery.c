@@ -18,39 +18,9 @@
 #include <time.h>
 #include <unistd.h>
 
-static atomic_int raw_tid;
-
-static int raw_thread(void *arg)
-{
-	(void)arg;
-	/* Only system calls that cannot fail: this thread shares its
-	 * creator's errno.  A futex wait without timeout is restarted after a
-	 * handler (SA_RESTART), never EINTR, so syscall() never writes errno. */
-	static int never;
-	atomic_store(&raw_tid, (int)syscall(SYS_gettid));
-	for (;;)
-		syscall(SYS_futex, &never, 128 /* FUTEX_WAIT_PRIVATE */, 0, NULL, NULL, 0);
-	return 0;
-}
-
-static pid_t start_raw_clone(void)
-{
-	size_t sz = 256 * 1024;
-	char *stack = mmap(NULL, sz, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	PW_CHECK(stack != MAP_FAILED, "mmap");
-	/* No CLONE_SETTLS: the new thread shares this thread's TLS (errno
-	 * included), which is what procwide's handler must never touch. */
-	int flags = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD |
-		    CLONE_SYSVSEM;
-	PW_CHECK(clone(raw_thread, stack + sz, flags, NULL) > 0, "clone: %s", strerror(errno));
-	while (!atomic_load(&raw_tid))
-		usleep(1000);
-	return atomic_load(&raw_tid);
-}
-
 static void raw_clone_thread_is_covered(void)
 {
-	pid_t raw = start_raw_clone();
+	pid_t raw = pw_start_raw_thread();
 	struct pw_idle *idle = pw_idle_start(3);
 	errno = 4242;
 	long r = procwide_syscall(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0, 0);

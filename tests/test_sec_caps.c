@@ -51,7 +51,7 @@ static void bound_drop_every_thread(void)
 {
 	need_root();
 	sw_start(4, 3);
-	pid_t raw = sw_start_raw();
+	pid_t raw = pw_start_raw_thread();
 	sw_expect(read_bound_net_raw, EEXIST, "CAP_NET_RAW in the bounding set before");
 	struct procwide_sec_report rep = {.size = sizeof rep};
 	PW_EQ_LONG(procwide_cap_bound_drop_ex(CAP_NET_RAW_, NULL, &rep), 0);
@@ -201,7 +201,7 @@ static void caps_reach_blocked_thread(void)
 	close(fd);
 	sw_remove_at_exit(owned);
 	sw_start(4, 3);
-	pid_t raw = sw_start_raw();
+	pid_t raw = pw_start_raw_thread();
 	pid_t blk[2] = {sw_start_blocked(SW_BLOCKED_NANOSLEEP),
 			sw_start_blocked(SW_BLOCKED_FUTEX)};
 	sw_expect(read_bound_net_raw, EEXIST, "CAP_NET_RAW in the bounding set before");

@@ -17,7 +17,7 @@ static int get_nnp(void)
 static void nnp_every_thread(void)
 {
 	sw_start(4, 3);
-	pid_t raw = sw_start_raw();
+	pid_t raw = pw_start_raw_thread();
 	PW_CHECK(sw_all_status("NoNewPrivs", "0") == 9, "threads");
 	struct procwide_sec_report rep = {.size = sizeof rep};
 	PW_EQ_LONG(procwide_no_new_privs_ex(NULL, &rep), 0);
@@ -75,7 +75,7 @@ static void ids_unprivileged_refused(void)
 	if (pw_have_cap(6 /* CAP_SETGID */) || pw_have_cap(7 /* CAP_SETUID */))
 		pw_skip("checks the refusal an unprivileged caller gets; this one holds CAP_SETUID/CAP_SETGID");
 	sw_start(2, 2);
-	sw_start_raw();
+	pw_start_raw_thread();
 	uid_t uid = getuid();
 	gid_t gid = getgid();
 	struct procwide_sec_report rep = {.size = sizeof rep};
@@ -124,7 +124,7 @@ static void ids_as_root(void)
 		pw_skip("changing to other ids needs CAP_SETUID, CAP_SETGID (root)");
 	use_shadow();
 	sw_start(4, 3);
-	pid_t raw = sw_start_raw();
+	pid_t raw = pw_start_raw_thread();
 	sw_expect(open_secret, 0, "open as root");
 	gid_t g[3] = {4242, 7, 100};
 	struct procwide_sec_report rep = {.size = sizeof rep};
@@ -215,7 +215,7 @@ static void verify_catches_divergent_thread(void)
 static void many_threads(void)
 {
 	sw_start(4, 300);
-	sw_start_raw();
+	pw_start_raw_thread();
 	uid_t uid = getuid();
 	struct procwide_sec_opts o = {.size = sizeof o, .deadline_ms = 5000};
 	struct procwide_sec_report rep = {.size = sizeof rep};
@@ -235,7 +235,7 @@ static void many_threads(void)
 static void nnp_and_ids_reach_blocked_thread(void)
 {
 	sw_start(4, 3);
-	pid_t raw = sw_start_raw();
+	pid_t raw = pw_start_raw_thread();
 	pid_t blk_sleep = sw_start_blocked(SW_BLOCKED_NANOSLEEP);
 	pid_t blk_futex = sw_start_blocked(SW_BLOCKED_FUTEX);
 	PW_EQ_LONG(sw_all_status("NoNewPrivs", "0"), 11);
@@ -276,7 +276,7 @@ static void ids_as_root_reach_blocked_thread(void)
 		pw_skip("changing to other ids needs CAP_SETUID, CAP_SETGID (root)");
 	use_shadow();
 	sw_start(4, 3);
-	pid_t raw = sw_start_raw();
+	pid_t raw = pw_start_raw_thread();
 	pid_t blk_sleep = sw_start_blocked(SW_BLOCKED_NANOSLEEP);
 	pid_t blk_futex = sw_start_blocked(SW_BLOCKED_FUTEX);
 	sw_expect(open_secret, 0, "open as root");

@@ -55,7 +55,7 @@ static void engine_path_every_thread(void)
 		pw_skip("this kernel has ABI >= 8: the kernel path is taken");
 	sw_tree_make("pw-landlock");
 	sw_start(4, 3);
-	pid_t raw = sw_start_raw();
+	pid_t raw = pw_start_raw_thread();
 	(void)raw;
 	sw_expect(sw_open_b, 0, "open b before");
 	PW_EQ_LONG(procwide_no_new_privs(), 0);
@@ -431,7 +431,7 @@ static void restrict_reaches_blocked_thread(void)
 	need_landlock(1);
 	sw_tree_make("pw-landlock");
 	sw_start(4, 3);
-	pid_t raw = sw_start_raw();
+	pid_t raw = pw_start_raw_thread();
 	pid_t blk[2] = {sw_start_blocked(SW_BLOCKED_NANOSLEEP),
 			sw_start_blocked(SW_BLOCKED_FUTEX)};
 	sw_expect(sw_open_b, 0, "open b before");

@@ -45,7 +45,7 @@ static void full_policy_as_root_with(bool blocked)
 	/* The sw_tree is removed at exit, by then as nobody. */
 	PW_CHECK(chown(sw_tree, 65534, 65534) == 0 && chown(sw_a_dir, 65534, 65534) == 0, "chown");
 	sw_start(4, 3);
-	pid_t raw = sw_start_raw();
+	pid_t raw = pw_start_raw_thread();
 	pid_t blk[2] = {0, 0};
 	if (blocked) {
 		blk[0] = sw_start_blocked(SW_BLOCKED_NANOSLEEP);
@@ -243,7 +243,7 @@ static void unprivileged_policy_reaches_blocked_thread(void)
 	need_landlock();
 	sw_tree_make("pw-policy");
 	sw_start(4, 3);
-	pid_t raw = sw_start_raw();
+	pid_t raw = pw_start_raw_thread();
 	pid_t blk[2] = {sw_start_blocked(SW_BLOCKED_NANOSLEEP),
 			sw_start_blocked(SW_BLOCKED_FUTEX)};
 	sw_expect(sw_open_b, 0, "open outside the ruleset, before");

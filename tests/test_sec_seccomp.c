@@ -24,7 +24,7 @@ static void need_nnp(void)
 static void tsync_every_thread(void)
 {
 	sw_start(4, 3);
-	pid_t raw = sw_start_raw();
+	pid_t raw = pw_start_raw_thread();
 	need_nnp();
 	static struct sw_filter f;
 	sw_filter_init(&f, SYS_getppid, ENOTTY);
@@ -89,7 +89,7 @@ static void divergence_reported(void)
 static void force_add_composes(void)
 {
 	sw_start(4, 2);
-	pid_t raw = sw_start_raw();
+	pid_t raw = pw_start_raw_thread();
 	pid_t odd = start_self_confining();
 	need_nnp();
 	static struct sw_filter f;
@@ -208,7 +208,7 @@ static void force_add_many_threads(void)
 static void tsync_reaches_blocked_thread(void)
 {
 	sw_start(4, 3);
-	pid_t raw = sw_start_raw();
+	pid_t raw = pw_start_raw_thread();
 	pid_t blk[2] = {sw_start_blocked(SW_BLOCKED_NANOSLEEP),
 			sw_start_blocked(SW_BLOCKED_FUTEX)};
 	need_nnp();
@@ -238,7 +238,7 @@ static void tsync_reaches_blocked_thread(void)
 static void force_add_reaches_blocked_thread(void)
 {
 	sw_start(4, 2);
-	pid_t raw = sw_start_raw();
+	pid_t raw = pw_start_raw_thread();
 	pid_t blk[2] = {sw_start_blocked(SW_BLOCKED_NANOSLEEP),
 			sw_start_blocked(SW_BLOCKED_FUTEX)};
 	pid_t odd = start_self_confining();
