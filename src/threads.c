@@ -7,6 +7,7 @@
  * later may forbid opening anything under /proc, but it checks access when a
  * file is opened, not when an open directory is read. */
 #include "internal.h"
+#include "owned_fd.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -26,12 +27,6 @@ struct linux_dirent64 {
 	char d_name[];
 };
 
-struct owned_fd {
-	int fd;
-	dev_t dev;
-	ino_t ino;
-};
-
 static struct {
 	struct owned_fd dir;
 	/* The main thread's stat, opened with the directory: a main thread
@@ -39,30 +34,7 @@ static struct {
 	 * recognise it even after /proc can no longer be opened. */
 	struct owned_fd leader;
 	pid_t pid;
-} taskdir = {{-1, 0, 0}, {-1, 0, 0}, 0};
-
-/* Is this still the descriptor procwide opened?  An application may close
- * every descriptor it does not know and reuse the number. */
-static bool still_ours(const struct owned_fd *o)
-{
-	struct stat st;
-	return o->fd >= 0 && fstat(o->fd, &st) == 0 && st.st_dev == o->dev &&
-	       st.st_ino == o->ino;
-}
-
-static int own(struct owned_fd *o, int fd)
-{
-	struct stat st;
-	if (fd < 0 || fstat(fd, &st) != 0) {
-		int e = fd < 0 ? -errno : -EBADF;
-		if (fd >= 0)
-			close(fd);
-		o->fd = -1;
-		return e;
-	}
-	*o = (struct owned_fd){fd, st.st_dev, st.st_ino};
-	return 0;
-}
+} taskdir = {PW_OWNED_FD_NONE, PW_OWNED_FD_NONE, 0};
 
 static int open_taskdir(pid_t pid)
 {
