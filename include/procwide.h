@@ -152,7 +152,8 @@ struct procwide_opts {
  * parked and runs it again (mode DIRECT_THEN_PARKED).  A thread that ran
  * the call and ended may leave its id to a new thread: the proof tells them
  * apart by their /proc/self/task entries' inode numbers, and the new thread
- * is reached too.
+ * is reached too (enum procwide_proof: the listing is skipped when no task
+ * was created on the machine since an earlier call's proof).
  *
  * procwide takes the direct path only when all of these hold: the mismatch
  * policy is PROCWIDE_MISMATCH_KILL (procwide_syscall()); ptrace is allowed
@@ -180,6 +181,39 @@ enum procwide_mode {
 	PROCWIDE_MODE_DIRECT_THEN_PARKED = 2, /* direct, completed by parking
 						 every thread and running the
 						 call again in each */
+};
+
+/*
+ * How procwide knows that no thread was left out, in
+ * struct procwide_report.proof.
+ *
+ * PARKED: every thread was stopped inside procwide or by the ptrace helper
+ * (a stopped thread makes no thread), a listing of /proc/self/task then
+ * found no thread it did not know, and the kernel's thread count agreed.
+ *
+ * LISTING (direct path): once every thread known had run the call, the
+ * kernel's thread count equalled the number of those threads still listed
+ * in /proc/self/task, each recognised by its entry's inode number.  About
+ * half a microsecond per thread.
+ *
+ * FORK_COUNT (direct path): the machine's count of tasks ever created
+ * ("processes" in /proc/stat, which every new thread raises) had not moved
+ * since an earlier call was proven, and every thread that call knew has run
+ * this one.  So no thread exists that this call did not reach, and the
+ * listing is skipped.  Taken only when reading that count costs less than
+ * listing the threads would.  Any task created anywhere on the machine in
+ * between makes the call prove it by LISTING instead, as does a count that
+ * is not the kernel's own: a file mounted over /proc/stat (lxcfs does so in
+ * containers), or a count that has not moved since the library loaded (a
+ * kernel that does not keep it).
+ */
+enum procwide_proof {
+	PROCWIDE_PROOF_NONE = 0,       /* not reported: the call did not run in
+					  every thread (also what a library
+					  older than this field leaves) */
+	PROCWIDE_PROOF_PARKED = 1,
+	PROCWIDE_PROOF_LISTING = 2,
+	PROCWIDE_PROOF_FORK_COUNT = 3,
 };
 
 /* Per-thread outcome, in struct procwide_thread.status. */
@@ -252,6 +286,8 @@ struct procwide_report {
 	uint64_t elapsed_ns;	  /* wall time of the whole call */
 	char message[256];	  /* one line for people, "" on success */
 	int mode;		  /* enum procwide_mode: how the call went */
+	int proof;		  /* enum procwide_proof: how procwide knows
+				     every thread ran it */
 };
 
 /*

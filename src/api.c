@@ -92,6 +92,7 @@ static void copy_report(struct procwide_report *report, const struct pw_result *
 	full.nunreachable = res->nunreachable;
 	full.elapsed_ns = res->elapsed_ns;
 	full.mode = res->mode;
+	full.proof = res->proof;
 	memcpy(full.message, res->message, sizeof full.message);
 	procwide__copy_sized(report, report->size, &full, sizeof full);
 }

@@ -49,6 +49,26 @@
  * counter moves during the call by at most one number per PW_INO_MIN_NS on
  * each CPU (far less: each is an inode made), so a call is settled by
  * parking before it could have gone all the way round.
+ *
+ * The listing costs about half a microsecond per thread, and a process that
+ * calls again and again usually made no thread in between.  The kernel
+ * counts every task it creates, threads included (total_forks, shown as
+ * "processes" in /proc/stat), in the same tasklist_lock section of
+ * copy_process that makes the task visible in its thread group.  So the
+ * count is read before each listing proof; if a later call, after every
+ * thread the proven call knew has run it or is gone, reads the same count,
+ * no task was created in between: every live thread was alive when that
+ * proof was made, and was therefore known to it; the signal sent
+ * to its tid reached that very thread (with nothing created, no tid was
+ * handed out again); and it has run the call.  A creation that ends before
+ * a thread runs the call is seen: the creator runs its handler only after
+ * its clone returned, and the caller reads the count after seeing that
+ * handler's answer.  Any task created anywhere on the machine in between
+ * sends the call back to the listing.  The count is an unsigned long: on a
+ * 64-bit kernel it never goes round (a 32-bit port would have to bound the
+ * time between the two reads, as PW_INO_MIN_NS does for inode numbers).
+ * src/fork_count.c says which counts are trusted (the kernel's own, seen
+ * moving).
  */
 #include "engine.h"
 #include "inject.h"
@@ -68,6 +88,83 @@ static bool direct_ok;
  * them first, without reading /proc/self/task (which costs about a
  * microsecond per thread); the proof then tells whether any other exists. */
 static struct tid_list known;
+
+/* The machine's count of created tasks (src/fork_count.c), read before the
+ * proof of an earlier call: valid while every call since has succeeded,
+ * proven (by a listing or by this count), with its threads kept as known;
+ * and the same for the call in progress, committed by
+ * procwide__direct_after. */
+static struct forks_stamp {
+	bool valid;
+	uint64_t forks;
+} stamp, pending;
+
+/* Costs, ns: a read of the count (a moving average of the reads made) and
+ * the listing of one thread.  The count is read when it costs less than the
+ * listing it may spare (reading /proc/stat takes longer on machines with
+ * many CPUs); otherwise only now and then, at gaps that double up to
+ * PW_FORKS_GAP_MAX calls, to see whether that changed. */
+static uint64_t forks_cost, entry_cost;
+static unsigned forks_gap, forks_wait;
+#define PW_FORKS_GAP_MAX 4096u
+
+static void average(uint64_t *avg, uint64_t sample)
+{
+	*avg = *avg ? (*avg * 7 + sample) / 8 : sample;
+}
+
+/* Decided once per call. */
+static bool forks_worth_reading(uint32_t nthreads)
+{
+	if (procwide__forks_always_worth() || forks_cost == 0 ||
+	    forks_cost < entry_cost * nthreads) {
+		forks_gap = forks_wait = 0;
+		return true;
+	}
+	if (forks_wait) {
+		forks_wait--;
+		return false;
+	}
+	forks_gap = !forks_gap ? 1 : forks_gap < PW_FORKS_GAP_MAX ? 2 * forks_gap : forks_gap;
+	forks_wait = forks_gap;
+	return true;
+}
+
+static bool read_forks(struct forks_stamp *f)
+{
+	uint64_t t = now_ns();
+	f->valid = procwide__forks_read(&f->forks) == 0;
+	average(&forks_cost, now_ns() - t);
+	return f->valid;
+}
+
+/* Proven by the count of created tasks (see above), read once every thread
+ * of the call has run it or is gone: every thread the stamped call knew has
+ * a slot, each slot has run the call, is gone or never runs code (a zombie,
+ * a kernel worker), and the count equals the stamp.  *fresh: the count read
+ * (if it was), which the listing proof may take as its own (it was read
+ * before that proof's thread count). */
+static bool forks_unchanged(struct forks_stamp *fresh)
+{
+	fresh->valid = false;
+	if (!stamp.valid)
+		return false;
+	for (uint32_t i = 0; i < known.n; i++) {
+		uint32_t pos;
+		if (procwide__find_tid(known.tids[i], &pos) == UINT32_MAX)
+			return false;
+	}
+	for (uint32_t i = 0; i < E.nused; i++) {
+		enum pw_slot_state st = slot_state(i);
+		if (st != PW_S_DONE && st != PW_S_INJ_DONE && st != PW_S_GONE &&
+		    st != PW_S_ZOMBIE && st != PW_S_KWORKER && st != PW_S_CALLER)
+			return false;
+	}
+	if (!read_forks(fresh) || fresh->forks != stamp.forks)
+		return false;
+	pending = stamp;
+	return true;
+}
 
 static bool still_there(enum pw_slot_state st)
 {
@@ -130,9 +227,31 @@ static int count_known(pid_t tid, uint64_t ino, void *ctx)
 	return 0;
 }
 
-/* 0 when proven that every live thread has the change, 1 when not (yet). */
-static int prove_complete(void)
+/* A wait that names the caller itself, never a child: it reaps nothing
+ * and returns ECHILD at once, after taking tasklist_lock for reading
+ * (__do_wait), and so after every section that held it for writing when
+ * the wait began has ended. */
+static bool tasklist_settled(void)
 {
+	siginfo_t si;
+	return pw_sys6(SYS_waitid, P_PID, procwide__shared.caller_tid, (long)&si,
+		       WEXITED | WNOHANG | __WALL, 0, 0) == -ECHILD;
+}
+
+/* 0 when proven that every live thread has the change, 1 when not (yet).
+ * *forks: the count of created tasks, read first if `with_forks` and not
+ * read yet (valid false if it could not be). */
+static int prove_complete(bool with_forks, struct forks_stamp *forks)
+{
+	/* The count and the thread count are raised in one tasklist_lock
+	 * section of copy_process, read here without the lock: on a machine
+	 * that orders stores weakly, a count that includes a new thread could
+	 * meet a thread count that does not yet, unless that section has
+	 * ended in between. */
+	if (with_forks && !forks->valid)
+		read_forks(forks);
+	if (forks->valid && !tasklist_settled())
+		forks->valid = false;
 	long count = procwide__taskdir_count();
 	if (count < 0)
 		return (int)count;
@@ -141,18 +260,16 @@ static int prove_complete(void)
 	 * (__unhash_process), both under tasklist_lock held for writing by
 	 * release_task.  A wait takes that lock for reading (__do_wait), so
 	 * once it returns, every release that had begun when the count was
-	 * read has ended, and such a thread is no longer listed below.  The
-	 * wait names the caller itself, never a child: it reaps nothing and
-	 * returns ECHILD at once. */
-	siginfo_t si;
-	if (pw_sys6(SYS_waitid, P_PID, procwide__shared.caller_tid, (long)&si,
-		    WEXITED | WNOHANG | __WALL, 0, 0) != -ECHILD)
+	 * read has ended, and such a thread is no longer listed below. */
+	if (!tasklist_settled())
 		return 1; /* not the wait meant: no proof */
 	if (++E.proof == 0)
 		E.proof = 1;
 	uint32_t listed = 0;
+	uint64_t t = now_ns();
 	if (procwide__taskdir_sweep(count_known, &listed) != 0)
 		return 1; /* no proof this time */
+	average(&entry_cost, (now_ns() - t) / (count > 0 ? (uint64_t)count : 1));
 	return count == (long)listed ? 0 : 1;
 }
 
@@ -174,21 +291,35 @@ static int grow_direct(const struct pw_request *req, struct pw_result *res)
 
 static int gather_direct(const struct pw_request *req, struct pw_result *res)
 {
+	bool with_forks = forks_worth_reading(known.n);
 	for (unsigned proofs = 0;;) {
-		int e = proofs == 0 && known.n ? procwide__sweep_from(&known) : procwide__sweep();
-		if (e == -ENOSPC)
+		/* The count of created tasks speaks only for the threads of the
+		 * last call, every one of them signalled. */
+		bool all_known = proofs == 0 && known.n;
+		int e = all_known ? procwide__sweep_from(&known) : procwide__sweep();
+		if (e == -ENOSPC) {
+			all_known = false;
 			e = grow_direct(req, res);
+		}
 		if (!e)
 			e = procwide__wait_arrivals(E.deadline, PW_FIRST_STALL_NS, false);
 		if (e)
 			return e;
-		if ((e = prove_complete()) < 0)
+		struct forks_stamp forks = {0};
+		if (all_known && with_forks && forks_unchanged(&forks)) {
+			res->proof = PROCWIDE_PROOF_FORK_COUNT;
+			return 0;
+		}
+		if ((e = prove_complete(with_forks, &forks)) < 0)
 			return e;
 		/* A call too long for inode numbers to tell threads apart. */
 		if (now_ns() - E.started >= procwide__ino_trust_ns())
 			return PW_UNPROVEN;
-		if (e == 0)
+		if (e == 0) {
+			res->proof = PROCWIDE_PROOF_LISTING;
+			pending = forks;
 			return 0;
+		}
 		if (++proofs == PW_DIRECT_PROOFS)
 			return PW_UNPROVEN;
 	}
@@ -202,6 +333,7 @@ static int settle_parked(const struct pw_request *req, struct pw_result *res)
 	uint64_t deadline = now_ns() + E.patience;
 	E.deadline = deadline;
 	int e = procwide__gather_all(req, res, deadline);
+	res->proof = PROCWIDE_PROOF_PARKED;
 	return e ? e : procwide__release(PW_GO, now_ns() + E.patience);
 }
 
@@ -254,4 +386,8 @@ void procwide__direct_after(bool ok)
 	direct_ok = ok && !E.inject_error;
 	if (ok)
 		procwide__keep_tids(&known, still_there);
+	/* Only a call proven on the direct path leaves a count of created
+	 * tasks, and only with the threads it knew kept as known. */
+	stamp = ok && known.n && pending.valid ? pending : (struct forks_stamp){0};
+	pending.valid = false;
 }

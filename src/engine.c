@@ -1366,6 +1366,7 @@ static void engine_run(const struct pw_request *req, struct pw_result *res)
 		build_report(req, res, false, NULL);
 		goto out;
 	}
+	res->proof = PROCWIDE_PROOF_PARKED;
 	if (procwide__release(PW_GO, now_ns() + E.patience) != 0) {
 		/* Some threads have the change and one has not finished: the
 		 * state of the process is unknown.  Fail closed. */

@@ -46,6 +46,17 @@ PW_HIDDEN int procwide__task_tracer(pid_t tid);
 /* The thread's name into buf ("?" if unknown). */
 PW_HIDDEN void procwide__task_name(pid_t tid, char *buf, size_t size);
 
+/* ---- fork_count.c: the machine's count of created tasks ------------------ */
+/* The count ("processes" in /proc/stat, threads included), read from the
+ * kernel's own /proc/stat opened at load; 0, or -errno: -ENOTSUP (no such
+ * file of the kernel's own, or the application closed it), -EAGAIN (the
+ * count has not moved since the library loaded: not trusted yet), another
+ * error of the read. */
+PW_HIDDEN int procwide__forks_read(uint64_t *count);
+/* PROCWIDE_TEST_FORK_COUNT_ALWAYS=1 at load (ignored in set-id programs):
+ * read the count on every direct call, whatever it costs. */
+PW_HIDDEN bool procwide__forks_always_worth(void);
+
 /* ---- signal_setup.c: the signal procwide uses ----------------------------- */
 /* Makes sure procwide's handler is installed on a usable real-time signal
  * (`requested`, or one chosen at runtime when 0); returns it, or -errno. */
@@ -63,6 +74,7 @@ struct pw_result {
 	uint64_t elapsed_ns;
 	char message[256];
 	int mode;		/* enum procwide_mode */
+	int proof;		/* enum procwide_proof */
 };
 
 struct pw_request {

@@ -12,6 +12,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -28,6 +29,8 @@ static char name[16];
  * blocked), or one that did not get a CPU within a millisecond on a loaded
  * machine, is reached that way, and the call after is then parked. */
 static bool last_used_ptrace;
+/* And how it was proven complete (enum procwide_proof). */
+static int last_proof;
 
 /* The path the next call with the kill policy takes, by the rule. */
 static int next_mode(void)
@@ -45,6 +48,7 @@ static int set_names(const char *to, const struct procwide_opts *opts, int want_
 	PW_EQ_LONG(procwide_run(&call, opts, &rep), want_ret);
 	/* Completed by parking or not, the call took the direct path. */
 	int mode = rep.mode == PROCWIDE_MODE_DIRECT_THEN_PARKED ? PROCWIDE_MODE_DIRECT : rep.mode;
+	last_proof = rep.proof;
 	last_used_ptrace = false;
 	for (size_t i = 0; i < rep.nthreads; i++)
 		last_used_ptrace |= rep.threads[i].path == PROCWIDE_PATH_PTRACE;
@@ -118,6 +122,176 @@ static void caller_failure_changes_nothing(void)
 	pw_idle_stop(idle);
 }
 
+/* ---- the proof by the machine's count of created tasks ------------------ */
+
+/* Few enough threads for set_names to check each.  Every case runs with
+ * PROCWIDE_TEST_FORK_COUNT_ALWAYS=1, so that the count is read whatever it
+ * costs on this machine. */
+#define PW_MANY_IDLE 56
+#define PW_ALWAYS "PROCWIDE_TEST_FORK_COUNT_ALWAYS"
+
+/* Runs the case again with the count always read; true in that run. */
+static bool with_count_always_read(const char *case_name)
+{
+	if (getenv(PW_ALWAYS))
+		return true;
+	pw_rerun_with(case_name, PW_ALWAYS);
+	return false;
+}
+
+/* The machine's count of created tasks, as the test sees it. */
+static unsigned long long machine_forks(void)
+{
+	char buf[8192];
+	int fd = open("/proc/stat", O_RDONLY | O_CLOEXEC);
+	PW_CHECK(fd >= 0, "open /proc/stat: %s", strerror(errno));
+	ssize_t n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	PW_CHECK(n > 0, "read /proc/stat");
+	buf[n] = '\0';
+	char *p = strstr(buf, "\nprocesses ");
+	PW_CHECK(p != NULL, "no processes line in /proc/stat");
+	return strtoull(p + 11, NULL, 10);
+}
+
+/* Calls until one is proven by the count of created tasks: the first is
+ * parked, the second direct and proven by listing; after that the count
+ * moves only if a task was created somewhere on the machine.  A machine
+ * that creates tasks all the time never lets it be used: after calls
+ * enough with the count still (as far as this test can see), that the
+ * count was never used is a failure; with too few, the case is skipped. */
+static void until_proven_by_fork_count(const char *prefix)
+{
+	char to[32];
+	snprintf(to, sizeof to, "%s-0", prefix);
+	PW_EQ_LONG(set_names(to, NULL, 0), PROCWIDE_MODE_PARKED);
+	PW_EQ_LONG(last_proof, PROCWIDE_PROOF_PARKED);
+	snprintf(to, sizeof to, "%s-1", prefix);
+	PW_EQ_LONG(set_names(to, NULL, 0), next_mode());
+	if (last_used_ptrace)
+		PW_EQ_LONG(set_names(to, NULL, 0), next_mode());
+	int i = 2, still = 0;
+	unsigned long long before = machine_forks();
+	for (; i < 200 && last_proof != PROCWIDE_PROOF_FORK_COUNT; i++) {
+		PW_CHECK(last_proof == PROCWIDE_PROOF_LISTING || last_proof == PROCWIDE_PROOF_PARKED,
+			 "call %d proven by %d", i - 1, last_proof);
+		PW_CHECK(still < 10, "%d calls found the count still, none was proven by it", still);
+		snprintf(to, sizeof to, "%s-%d", prefix, i);
+		set_names(to, NULL, 0);
+		unsigned long long after = machine_forks();
+		still += after == before;
+		before = after;
+	}
+	if (last_proof != PROCWIDE_PROOF_FORK_COUNT)
+		pw_skip("tasks were created on this machine during %d of %d calls", i - 2 - still,
+			i - 2);
+	pw_diag("proven by the count of created tasks at call %d", i);
+}
+
+static void calls_in_a_row_skip_the_listing(void)
+{
+	if (!with_count_always_read("calls_in_a_row_skip_the_listing"))
+		return;
+	struct pw_idle *idle = pw_idle_start(PW_MANY_IDLE);
+	until_proven_by_fork_count("pw-row");
+	pw_idle_stop(idle);
+}
+
+static void *sleeper(void *arg)
+{
+	atomic_store((_Atomic pid_t *)arg, (pid_t)syscall(SYS_gettid));
+	for (;;)
+		pause();
+	return NULL;
+}
+
+static pid_t start_sleeper(void)
+{
+	static _Atomic pid_t tid;
+	atomic_store(&tid, 0);
+	pthread_t t;
+	PW_CHECK(pthread_create(&t, NULL, sleeper, &tid) == 0, "pthread_create");
+	while (!atomic_load(&tid))
+		usleep(1000);
+	return atomic_load(&tid);
+}
+
+/* A thread made between two calls moves the count: the second call lists
+ * the threads, and reaches the new one.  A count not checked would leave
+ * it out (it is not among the threads the first call knew). */
+static void thread_made_between_calls_is_reached(bool raw)
+{
+	if (!with_count_always_read(raw ? "raw_thread_made_between_calls_is_reached"
+					: "pthread_made_between_calls_is_reached"))
+		return;
+	struct pw_idle *idle = pw_idle_start(PW_MANY_IDLE);
+	until_proven_by_fork_count(raw ? "pw-raw" : "pw-new");
+	pid_t made = raw ? pw_start_raw_thread() : start_sleeper();
+	PW_EQ_LONG(set_names("pw-after", NULL, 0), next_mode());
+	PW_CHECK(last_proof == PROCWIDE_PROOF_LISTING || last_proof == PROCWIDE_PROOF_PARKED,
+		 "proven by %d after a thread was made", last_proof);
+	char got[32];
+	PW_CHECK(pw_task_comm(made, got, sizeof got), "thread %d gone", (int)made);
+	PW_CHECK(strcmp(got, "pw-after") == 0, "thread %d made between the calls is named %s",
+		 (int)made, got);
+	pw_idle_stop(idle);
+}
+
+static void pthread_made_between_calls_is_reached(void)
+{
+	thread_made_between_calls_is_reached(false);
+}
+
+static void raw_thread_made_between_calls_is_reached(void)
+{
+	thread_made_between_calls_is_reached(true);
+}
+
+/* A /proc/stat that is not the kernel's (a container manager's, mounted
+ * over it) is not trusted: here, once procwide has loaded, its count moves
+ * once and then never again, as if no task were ever created. */
+static void fake_proc_stat_is_not_trusted(void)
+{
+	if (!getenv("PW_TEST_FAKE_PROC_STAT")) {
+		if (getuid() != 0)
+			pw_skip("mounting a file over /proc/stat needs root in a new mount namespace");
+		char path[] = "/tmp/pw-fake-stat-XXXXXX";
+		int fd = mkstemp(path);
+		PW_CHECK(fd >= 0, "mkstemp: %s", strerror(errno));
+		const char text[] = "cpu  1 0 1 1 0 0 0 0 0 0\nprocesses 7\n";
+		PW_CHECK(write(fd, text, sizeof text - 1) == (ssize_t)sizeof text - 1, "write");
+		close(fd);
+		PW_CHECK(unshare(CLONE_NEWNS) == 0, "unshare: %s", strerror(errno));
+		PW_CHECK(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == 0, "mount private");
+		PW_CHECK(mount(path, "/proc/stat", NULL, MS_BIND, NULL) == 0, "bind: %s",
+			 strerror(errno));
+		unlink(path);
+		/* procwide opens /proc/stat when it loads: in a new program. */
+		PW_CHECK(setenv(PW_ALWAYS, "1", 1) == 0, "setenv");
+		pw_rerun_with("fake_proc_stat_is_not_trusted", "PW_TEST_FAKE_PROC_STAT");
+		return;
+	}
+	int fd = open("/proc/stat", O_RDWR | O_TRUNC);
+	const char moved[] = "cpu  1 0 1 1 0 0 0 0 0 0\nprocesses 8\n";
+	PW_CHECK(fd >= 0 && write(fd, moved, sizeof moved - 1) == (ssize_t)sizeof moved - 1,
+		 "rewrite the fake /proc/stat: %s", strerror(errno));
+	close(fd);
+	PW_EQ_LONG(machine_forks(), 8);
+	struct pw_idle *idle = pw_idle_start(PW_MANY_IDLE);
+	char to[32];
+	for (int i = 0; i < 6; i++) {
+		snprintf(to, sizeof to, "pw-fake-%d", i);
+		set_names(to, NULL, 0);
+		PW_CHECK(last_proof != PROCWIDE_PROOF_FORK_COUNT, "call %d trusted the fake count", i);
+	}
+	pid_t made = pw_start_raw_thread();
+	set_names("pw-fake-new", NULL, 0);
+	char got[32];
+	PW_CHECK(pw_task_comm(made, got, sizeof got) && strcmp(got, "pw-fake-new") == 0,
+		 "thread %d made between the calls is named %s", (int)made, got);
+	pw_idle_stop(idle);
+}
+
 /* A thread that blocks every signal, started after a call went through
  * with signals alone. */
 #define start_blocked pw_start_blocking_thread
@@ -185,7 +359,7 @@ static void thread_that_stops_blocking_goes_back_to_signals(void)
 		usleep(100);
 	int calls = 0;
 	while (last_used_ptrace && calls < 64) {
-		char to[16];
+		char to[32];
 		snprintf(to, sizeof to, "pw-x%d", calls++);
 		PW_EQ_LONG(set_names(to, NULL, 0), PROCWIDE_MODE_PARKED);
 	}
@@ -734,6 +908,10 @@ int main(int argc, char **argv)
 		PW_CASE(first_call_parked_then_direct),
 		PW_CASE(flags_and_report_policy_keep_it_parked),
 		PW_CASE(caller_failure_changes_nothing),
+		PW_CASE(calls_in_a_row_skip_the_listing),
+		PW_CASE(pthread_made_between_calls_is_reached),
+		PW_CASE(raw_thread_made_between_calls_is_reached),
+		PW_CASE(fake_proc_stat_is_not_trusted),
 		PW_CASE(new_blocking_thread_reached_through_ptrace),
 		PW_CASE(thread_that_stops_blocking_goes_back_to_signals),
 		PW_CASE_T(ptrace_refused_thread_that_is_only_slow, 30),
