@@ -625,8 +625,12 @@ int procwide__sweep(void)
 /* Before sleeping on a futex, the caller spins briefly: a few threads
  * usually answer within microseconds, and a sleep and wake-up of the
  * caller would cost more than the whole wait.  Only with more than one
- * CPU, where the threads it waits for can run meanwhile.  True if the word
- * changed. */
+ * CPU, where the threads it waits for can run meanwhile.  Some of them were
+ * woken onto the caller's own CPU while it sent the signals and wait there
+ * behind it: between short spins it yields to them (sched_yield moves the
+ * caller behind the runnable threads of its CPU).  Measured here at 10
+ * threads: 0.78 of libpsx's time with the yield, 0.91 without, 1.1 with no
+ * spin at all.  True if the word changed. */
 #define PW_SPIN_NS 30000ull
 
 static bool spin_while(_Atomic uint32_t *word, uint32_t val, uint32_t outstanding)
@@ -647,6 +651,7 @@ static bool spin_while(_Atomic uint32_t *word, uint32_t val, uint32_t outstandin
 				return true;
 			pw_arch_cpu_relax();
 		}
+		sched_yield();
 	} while (now_ns() < end);
 	return false;
 }
