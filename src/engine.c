@@ -454,22 +454,6 @@ static bool tid_renewed(uint32_t idx, enum pw_slot_state st, uint64_t ino)
 	       pw_slot_at(idx)->ino != ino;
 }
 
-/* Whether the main thread may be a zombie, which only /proc tells, at 4 to
- * 7 us a read on every call.  A thread that has exited has no robust futex
- * list any more: the kernel drops it in futex_cleanup (exit_mm, before
- * exit_notify makes the thread a zombie), and glibc registers one for every
- * thread, the main thread included, as it starts.  So a list still there
- * means "not a zombie"; none (musl registers one only for robust mutexes;
- * a seccomp filter may refuse the call) leaves it to /proc.  A main thread
- * that ends after this look is found by the wait (check_laggards), as is
- * any thread that ends during a call. */
-static bool leader_may_be_zombie(pid_t pid)
-{
-	void *head = NULL;
-	size_t len = 0;
-	return pw_sys3(SYS_get_robust_list, pid, (long)&head, (long)&len) != 0 || head == NULL;
-}
-
 /* PW_RENEW_ONLY as ctx: only renew known slots, leave new tids to the next
  * sweep. */
 static char renew_only;
@@ -507,8 +491,7 @@ static int on_tid(pid_t tid, uint64_t ino, void *ctx)
 	}
 	/* A main thread that called pthread_exit stays listed as a zombie
 	 * for as long as the process lives; it never runs code again. */
-	if (tid == procwide__shared.pid && leader_may_be_zombie(tid) &&
-	    procwide__task_state(tid) == 'Z') {
+	if (tid == procwide__shared.pid && procwide__task_state(tid) == 'Z') {
 		slot_set(idx, PW_S_ZOMBIE);
 		E.nzombie++;
 		return 0;
