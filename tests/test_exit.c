@@ -28,23 +28,33 @@ static void check_all_nnp(void)
 	}
 }
 
+/* Calls made after the main thread has exited: `calls` of them, each must
+ * report the main thread as a zombie (the first, a parked call; later
+ * ones, which may take the direct path, too). */
+static int calls_after_exit;
+
 static void *after_main_exits(void *arg)
 {
 	(void)arg;
 	for (int i = 0; i < 1000 && pw_task_state(main_tid) != 'Z'; i++)
 		usleep(1000);
 	PW_CHECK(pw_task_state(main_tid) == 'Z', "main thread is not a zombie");
-	struct procwide_call call = {.nr = SYS_prctl, .args = {PR_SET_NO_NEW_PRIVS, 1}};
-	struct procwide_report rep = {.size = sizeof rep};
-	PW_EQ_LONG(procwide_run(&call, NULL, &rep), 0);
-	size_t zombies = 0;
-	for (size_t i = 0; i < rep.nthreads; i++)
-		if (rep.threads[i].status == PROCWIDE_THREAD_ZOMBIE) {
-			PW_EQ_LONG(rep.threads[i].tid, main_tid);
-			zombies++;
-		}
-	PW_EQ_LONG(zombies, 1);
-	procwide_report_release(&rep);
+	for (int c = 0; c < calls_after_exit; c++) {
+		long slack = 60000 + c;
+		struct procwide_call call = {.nr = SYS_prctl,
+					     .args = {c ? PR_SET_TIMERSLACK : PR_SET_NO_NEW_PRIVS,
+						      c ? slack : 1}};
+		struct procwide_report rep = {.size = sizeof rep};
+		PW_EQ_LONG(procwide_run(&call, NULL, &rep), 0);
+		size_t zombies = 0;
+		for (size_t i = 0; i < rep.nthreads; i++)
+			if (rep.threads[i].status == PROCWIDE_THREAD_ZOMBIE) {
+				PW_EQ_LONG(rep.threads[i].tid, main_tid);
+				zombies++;
+			}
+		PW_EQ_LONG(zombies, 1);
+		procwide_report_release(&rep);
+	}
 	check_all_nnp();
 	fflush(stdout);
 	exit(0);
@@ -53,8 +63,25 @@ static void *after_main_exits(void *arg)
 static void zombie_main_thread(void)
 {
 	main_tid = pw_gettid();
+	calls_after_exit = 1;
 	struct pw_idle *idle = pw_idle_start(5);
 	(void)idle;
+	pthread_t t;
+	PW_CHECK(pthread_create(&t, NULL, after_main_exits, NULL) == 0, "create");
+	pthread_exit(NULL);
+}
+
+/* The main thread answered the calls before it exited: procwide then
+ * signals it without reading its state, and must find it a zombie by
+ * the wait, on the direct path as on the parked one. */
+static void main_thread_exits_between_calls(void)
+{
+	main_tid = pw_gettid();
+	calls_after_exit = 3;
+	struct pw_idle *idle = pw_idle_start(5);
+	(void)idle;
+	for (int c = 0; c < 3; c++)
+		PW_EQ_LONG(procwide_syscall(SYS_prctl, PR_SET_TIMERSLACK, 50000 + c, 0, 0, 0, 0), 0);
 	pthread_t t;
 	PW_CHECK(pthread_create(&t, NULL, after_main_exits, NULL) == 0, "create");
 	pthread_exit(NULL);
@@ -130,6 +157,7 @@ int main(int argc, char **argv)
 {
 	static const struct pw_case cases[] = {
 		PW_CASE(zombie_main_thread),
+		PW_CASE(main_thread_exits_between_calls),
 		PW_CASE_T(threads_exiting_mid_call, 60),
 		PW_CASE(caller_killed_mid_call),
 	};
