@@ -651,7 +651,20 @@ int procwide__sweep(void)
  * spin at all.  True if the word changed. */
 #define PW_SPIN_NS 30000ull
 
-static bool spin_while(_Atomic uint32_t *word, uint32_t val, uint32_t outstanding)
+/* Only under the time-sharing policies: a SCHED_DEADLINE caller that
+ * yields gives up the rest of its runtime until its next period, and under
+ * SCHED_FIFO or SCHED_RR a yield does not let lower-priority threads run. */
+static bool may_yield(void)
+{
+	int policy = sched_getscheduler(0);
+	if (policy < 0)
+		return false;
+	policy &= ~SCHED_RESET_ON_FORK;
+	return policy == SCHED_OTHER || policy == SCHED_BATCH;
+}
+
+static bool spin_while(_Atomic uint32_t *word, uint32_t val, uint32_t outstanding,
+		       bool *yielded)
 {
 	static uint32_t ncpu;
 	if (!ncpu) {
@@ -662,6 +675,17 @@ static bool spin_while(_Atomic uint32_t *word, uint32_t val, uint32_t outstandin
 	 * few are left per CPU (the last ones answer within microseconds). */
 	if (ncpu < 2 || outstanding > 16 * ncpu)
 		return false;
+	/* Once per wait: one yield lets every thread queued behind the caller
+	 * run (it moves the caller's deadline back a whole slice), and on a
+	 * busy machine each yield may cost the caller a slice. */
+	if (!*yielded) {
+		*yielded = true;
+		if (may_yield()) {
+			sched_yield();
+			if (atomic_load_explicit(word, memory_order_relaxed) != val)
+				return true;
+		}
+	}
 	uint64_t end = now_ns() + PW_SPIN_NS;
 	do {
 		for (int i = 0; i < 64; i++) {
@@ -669,7 +693,6 @@ static bool spin_while(_Atomic uint32_t *word, uint32_t val, uint32_t outstandin
 				return true;
 			pw_arch_cpu_relax();
 		}
-		sched_yield();
 	} while (now_ns() < end);
 	return false;
 }
@@ -724,13 +747,13 @@ int procwide__wait_arrivals(uint64_t deadline, uint64_t stall_ns, bool may_retry
 	uint64_t last_answer = start;	/* the last thread that answered */
 	uint64_t last_progress = start; /* ... or the last scan */
 	uint64_t scan_quiet = 0; /* after a scan that found no thread to seize */
-	bool forced = false;
+	bool forced = false, yielded = false;
 	for (;;) {
 		uint32_t a = atomic_load(&procwide__shared.arrived);
 		if (a >= atomic_load(&procwide__shared.want) && E.nunsent == 0)
 			return 0;
 		if (spin_while(&procwide__shared.arrived, a,
-			       atomic_load(&procwide__shared.want) - a))
+			       atomic_load(&procwide__shared.want) - a, &yielded))
 			continue;
 		long r = wait_word(&procwide__shared.arrived, a, deadline, slice);
 		if (r == -ETIME) {
@@ -918,6 +941,7 @@ int procwide__release(enum pw_phase ph, uint64_t deadline)
 			    : deadline > t0	   ? deadline - t0
 						   : 0;
 	uint32_t parked = 0;
+	bool yielded = false;
 	for (uint32_t i = 0; i < E.nused; i++) {
 		if (slot_cas(i, PW_S_SENT, PW_S_CANCELLED))
 			continue;
@@ -950,7 +974,7 @@ int procwide__release(enum pw_phase ph, uint64_t deadline)
 			last_left = left;
 			deadline = now_ns() + patience;
 		}
-		if (spin_while(&procwide__shared.remaining, left, left))
+		if (spin_while(&procwide__shared.remaining, left, left, &yielded))
 			continue;
 		long r = wait_word(&procwide__shared.remaining, left, deadline, slice);
 		if (r == -ETIME) {
