@@ -99,13 +99,17 @@ static struct forks_stamp {
 	uint64_t forks;
 } stamp, pending;
 
-/* Costs, ns: a read of the count (a moving average of the reads made) and
- * the listing of one thread.  The count is read when it costs less than the
- * listing it may spare (reading /proc/stat takes longer on machines with
- * many CPUs); otherwise only now and then, at gaps that double up to
- * PW_FORKS_GAP_MAX calls, to see whether that changed. */
+/* Whether to read the count, decided once per call.  A read costs
+ * forks_cost (ns, a moving average of the reads made) and spares a listing
+ * (entry_cost per thread) as often as the count is found unchanged
+ * (forks_hits, in 256ths: a machine that creates tasks all the time never
+ * spares one).  /proc/stat takes longer to make on machines with many
+ * CPUs.  When the read does not pay, it is still tried now and then, in
+ * two calls in a row (one leaves a stamp, the next compares), at gaps that
+ * double up to PW_FORKS_GAP_MAX calls, to see whether that changed. */
 static uint64_t forks_cost, entry_cost;
-static unsigned forks_gap, forks_wait;
+static uint32_t forks_hits = 256;
+static unsigned forks_gap, forks_wait, forks_probe;
 #define PW_FORKS_GAP_MAX 4096u
 
 static void average(uint64_t *avg, uint64_t sample)
@@ -113,12 +117,20 @@ static void average(uint64_t *avg, uint64_t sample)
 	*avg = *avg ? (*avg * 7 + sample) / 8 : sample;
 }
 
-/* Decided once per call. */
+static void count_hit(bool hit)
+{
+	forks_hits = hit ? forks_hits + (256 - forks_hits) / 8 : forks_hits - forks_hits / 8;
+}
+
 static bool forks_worth_reading(uint32_t nthreads)
 {
 	if (procwide__forks_always_worth() || forks_cost == 0 ||
-	    forks_cost < entry_cost * nthreads) {
-		forks_gap = forks_wait = 0;
+	    forks_cost * 256 < (uint64_t)forks_hits * entry_cost * nthreads) {
+		forks_gap = forks_wait = forks_probe = 0;
+		return true;
+	}
+	if (forks_probe) {
+		forks_probe--;
 		return true;
 	}
 	if (forks_wait) {
@@ -127,7 +139,19 @@ static bool forks_worth_reading(uint32_t nthreads)
 	}
 	forks_gap = !forks_gap ? 1 : forks_gap < PW_FORKS_GAP_MAX ? 2 * forks_gap : forks_gap;
 	forks_wait = forks_gap;
+	forks_probe = 1;
 	return true;
+}
+
+/* A wait that names the caller itself, never a child: it reaps nothing
+ * and returns ECHILD at once, after taking tasklist_lock for reading
+ * (__do_wait), and so after every section that held it for writing when
+ * the wait began has ended. */
+static bool tasklist_settled(void)
+{
+	siginfo_t si;
+	return pw_sys6(SYS_waitid, P_PID, procwide__shared.caller_tid, (long)&si,
+		       WEXITED | WNOHANG | __WALL, 0, 0) == -ECHILD;
 }
 
 static bool read_forks(struct forks_stamp *f)
@@ -160,10 +184,18 @@ static bool forks_unchanged(struct forks_stamp *fresh)
 		    st != PW_S_ZOMBIE && st != PW_S_KWORKER && st != PW_S_CALLER)
 			return false;
 	}
-	if (!read_forks(fresh) || fresh->forks != stamp.forks)
+	/* A thread known gone (tgkill's ESRCH, or /proc's 'Z') may have made
+	 * a thread first: the wait orders the read after every tasklist_lock
+	 * section that ended before it, its exit's and that creation's
+	 * included (needed where stores are ordered weakly; a DONE slot's
+	 * answer was read with acquire ordering). */
+	if (!tasklist_settled() || !read_forks(fresh))
 		return false;
-	pending = stamp;
-	return true;
+	bool hit = fresh->forks == stamp.forks;
+	count_hit(hit);
+	if (hit)
+		pending = stamp;
+	return hit;
 }
 
 static bool still_there(enum pw_slot_state st)
@@ -225,17 +257,6 @@ static int count_known(pid_t tid, uint64_t ino, void *ctx)
 	slot->proof = E.proof;
 	(*listed)++;
 	return 0;
-}
-
-/* A wait that names the caller itself, never a child: it reaps nothing
- * and returns ECHILD at once, after taking tasklist_lock for reading
- * (__do_wait), and so after every section that held it for writing when
- * the wait began has ended. */
-static bool tasklist_settled(void)
-{
-	siginfo_t si;
-	return pw_sys6(SYS_waitid, P_PID, procwide__shared.caller_tid, (long)&si,
-		       WEXITED | WNOHANG | __WALL, 0, 0) == -ECHILD;
 }
 
 /* 0 when proven that every live thread has the change, 1 when not (yet).

@@ -12,7 +12,10 @@
  *    file could show any text);
  *  - a count is used only once it has moved since the library loaded: a
  *    kernel that does not keep it (gVisor prints "processes 0") or a file
- *    that never changes is never used.
+ *    that never changes is never used; and never again once it has gone
+ *    down (an emulator that shows the number of live tasks instead).
+ * openat2 is called once, at load: a seccomp filter that kills on it would
+ * have to be installed before the library is loaded.
  * The whole file is read at once, into a buffer sized when the library
  * loads: each read of a seq_file at an offset makes the text again, so a
  * line read in two pieces could join two different counts. */
@@ -40,15 +43,23 @@ struct pw_open_how {
 #define PW_RESOLVE_NO_SYMLINKS 0x04
 #define PW_PROC_SUPER_MAGIC 0x9fa0
 
-/* Larger than any /proc/stat the loader saw would need: 2 lines a CPU and
- * one line of interrupt counts. */
+/* /proc/stat grows with the CPUs (two lines each) and the interrupts (a
+ * count each): a larger one is not read. */
 #define PW_STAT_MAX (1u << 20)
 
 static struct owned_fd stat_file = PW_OWNED_FD_NONE;
 static char *text;
 static size_t text_size;
-static uint64_t at_load;
+static uint64_t at_load, last_seen;
 static bool always_worth;
+
+/* For good: a count that cannot be read whole, or that went down. */
+static void give_up(void)
+{
+	if (still_ours(&stat_file))
+		close(stat_file.fd);
+	stat_file.fd = -1;
+}
 
 static int parse(const char *s, uint64_t *count)
 {
@@ -83,10 +94,14 @@ static int open_stat(void)
 	if (proc < 0)
 		return -errno;
 	struct statfs fs;
+	struct stat st;
 	struct pw_open_how how = {.flags = O_RDONLY | O_CLOEXEC,
 				  .resolve = PW_RESOLVE_NO_XDEV | PW_RESOLVE_NO_SYMLINKS};
 	long fd = -1;
-	if (fstatfs(proc, &fs) == 0 && fs.f_type == PW_PROC_SUPER_MAGIC)
+	/* The root of a procfs mount (inode 1), not a directory of one
+	 * bind-mounted on /proc. */
+	if (fstatfs(proc, &fs) == 0 && fs.f_type == PW_PROC_SUPER_MAGIC &&
+	    fstat(proc, &st) == 0 && st.st_ino == 1)
 		fd = syscall(SYS_openat2, proc, "stat", &how, sizeof how);
 	close(proc);
 	if (fd >= 0 && (fstatfs((int)fd, &fs) != 0 || fs.f_type != PW_PROC_SUPER_MAGIC)) {
@@ -104,7 +119,7 @@ __attribute__((constructor)) static void pw_fork_count_init(void)
 	always_worth = o && strcmp(o, "1") == 0;
 	if (open_stat() != 0)
 		return;
-	for (size_t size = 8192; size <= PW_STAT_MAX; size *= 2) {
+	for (size_t size = 65536; size <= PW_STAT_MAX; size *= 2) {
 		char *t = realloc(text, size);
 		if (!t)
 			break;
@@ -114,18 +129,19 @@ __attribute__((constructor)) static void pw_fork_count_init(void)
 		if (e == -E2BIG)
 			continue;
 		if (e == 0) {
-			/* Room for the file to grow (CPUs brought online). */
+			/* Room for the file to grow (CPUs brought online); a
+			 * file that outgrows it is given up. */
 			size_t want = 2 * strlen(text) + 4096;
-			if (want > text_size && (t = realloc(text, want)) != NULL) {
+			if (want < text_size && (t = realloc(text, want)) != NULL) {
 				text = t;
 				text_size = want;
 			}
+			last_seen = at_load;
 			return;
 		}
 		break;
 	}
-	close(stat_file.fd);
-	stat_file.fd = -1;
+	give_up();
 }
 
 int procwide__forks_read(uint64_t *count)
@@ -136,8 +152,13 @@ int procwide__forks_read(uint64_t *count)
 		return -ENOTSUP;
 	uint64_t c;
 	int e = read_count(&c);
+	if (e == -E2BIG || (e == 0 && c < last_seen)) {
+		give_up();
+		return -ENOTSUP;
+	}
 	if (e)
 		return e;
+	last_seen = c;
 	if (c <= at_load)
 		return -EAGAIN; /* not seen moving yet */
 	*count = c;
