@@ -37,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -461,32 +462,56 @@ static bool tid_renewed(uint32_t idx, enum pw_slot_state st, uint64_t ino)
  * since, the wait finds it (check_laggards reads its state after a
  * millisecond without progress), once in the life of the process.  A
  * zombie main thread stays one until the process ends (an exec by another
- * thread starts a new program). */
-static struct {
+ * thread starts a new program).
+ *
+ * Kept in a page the kernel empties in a forked child (MADV_WIPEONFORK,
+ * Linux 4.14), however it was forked: a child whose pid equals the one
+ * remembered (pid 1 of a new pid namespace, say) starts with nothing seen.
+ * Without such a page, the state is read every time. */
+#ifndef MADV_WIPEONFORK
+#define MADV_WIPEONFORK 18
+#endif
+enum pw_leader_seen { PW_LEADER_UNSEEN = 0, PW_LEADER_ANSWERED, PW_LEADER_ZOMBIE };
+static struct pw_leader {
 	pid_t pid;
-	enum { PW_LEADER_UNSEEN, PW_LEADER_ANSWERED, PW_LEADER_ZOMBIE } seen;
-} leader;
+	enum pw_leader_seen seen;
+} *leader;
+
+__attribute__((constructor)) static void pw_leader_init(void)
+{
+	long page = sysconf(_SC_PAGESIZE);
+	void *p = mmap(NULL, (size_t)page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return;
+	if (madvise(p, (size_t)page, MADV_WIPEONFORK) != 0) {
+		munmap(p, (size_t)page);
+		return;
+	}
+	leader = p;
+}
 
 static bool leader_is_zombie(pid_t pid)
 {
-	if (leader.pid == pid && leader.seen != PW_LEADER_UNSEEN)
-		return leader.seen == PW_LEADER_ZOMBIE;
+	if (leader && leader->pid == pid && leader->seen != PW_LEADER_UNSEEN)
+		return leader->seen == PW_LEADER_ZOMBIE;
 	return procwide__task_state(pid) == 'Z';
 }
 
 static void remember_leader(void)
 {
+	if (!leader)
+		return;
 	pid_t pid = procwide__shared.pid;
 	uint32_t pos, idx = E.nused ? procwide__find_tid(pid, &pos) : UINT32_MAX;
 	enum pw_slot_state st = idx == UINT32_MAX ? PW_S_FREE : slot_state(idx);
-	leader.pid = pid;
+	leader->pid = pid;
 	if (st == PW_S_ZOMBIE)
-		leader.seen = PW_LEADER_ZOMBIE;
+		leader->seen = PW_LEADER_ZOMBIE;
 	else if (st == PW_S_DONE || st == PW_S_INJ_DONE || st == PW_S_CALLER ||
 		 st == PW_S_RELEASED)
-		leader.seen = PW_LEADER_ANSWERED;
+		leader->seen = PW_LEADER_ANSWERED;
 	else
-		leader.seen = PW_LEADER_UNSEEN;
+		leader->seen = PW_LEADER_UNSEEN;
 }
 
 /* PW_RENEW_ONLY as ctx: only renew known slots, leave new tids to the next
