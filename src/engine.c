@@ -676,16 +676,25 @@ int procwide__sweep(void)
  * spin at all.  True if the word changed. */
 #define PW_SPIN_NS 30000ull
 
-/* Only under the time-sharing policies: a SCHED_DEADLINE caller that
+/* Only under the fair class's policies: a SCHED_DEADLINE caller that
  * yields gives up the rest of its runtime until its next period, and under
- * SCHED_FIFO or SCHED_RR a yield does not let lower-priority threads run. */
-static bool may_yield(void)
+ * SCHED_FIFO or SCHED_RR a yield does not let lower-priority threads run.
+ * Asked of the kernel once per call (musl's sched_getscheduler is a stub
+ * that fails with ENOSYS). */
+#ifndef SCHED_IDLE
+#define SCHED_IDLE 5
+#endif
+#ifndef SCHED_RESET_ON_FORK
+#define SCHED_RESET_ON_FORK 0x40000000
+#endif
+
+static bool caller_may_yield(void)
 {
-	int policy = sched_getscheduler(0);
-	if (policy < 0)
+	long policy = pw_sys3(SYS_sched_getscheduler, 0, 0, 0);
+	if (pw_is_err(policy))
 		return false;
-	policy &= ~SCHED_RESET_ON_FORK;
-	return policy == SCHED_OTHER || policy == SCHED_BATCH;
+	policy &= ~(long)SCHED_RESET_ON_FORK;
+	return policy == SCHED_OTHER || policy == SCHED_BATCH || policy == SCHED_IDLE;
 }
 
 static bool spin_while(_Atomic uint32_t *word, uint32_t val, uint32_t outstanding,
@@ -705,7 +714,7 @@ static bool spin_while(_Atomic uint32_t *word, uint32_t val, uint32_t outstandin
 	 * busy machine each yield may cost the caller a slice. */
 	if (!*yielded) {
 		*yielded = true;
-		if (may_yield()) {
+		if (E.may_yield) {
 			sched_yield();
 			if (atomic_load_explicit(word, memory_order_relaxed) != val)
 				return true;
@@ -1384,6 +1393,7 @@ static void engine_run(const struct pw_request *req, struct pw_result *res)
 
 	E.signo = res->signo = sig;
 	E.uid = getuid();
+	E.may_yield = caller_may_yield();
 	procwide__shared.pid = pid;
 	procwide__shared.caller_tid = tid;
 	procwide__shared.nr = req->call.nr;
