@@ -103,10 +103,13 @@ static int open_stat(void)
 	if (fstatfs(proc, &fs) == 0 && fs.f_type == PW_PROC_SUPER_MAGIC &&
 	    fstat(proc, &st) == 0 && st.st_ino == 1)
 		fd = syscall(SYS_openat2, proc, "stat", &how, sizeof how);
+	else
+		errno = ENOTSUP;
 	close(proc);
 	if (fd >= 0 && (fstatfs((int)fd, &fs) != 0 || fs.f_type != PW_PROC_SUPER_MAGIC)) {
 		close((int)fd);
 		fd = -1;
+		errno = ENOTSUP;
 	}
 	return own(&stat_file, (int)fd);
 }
