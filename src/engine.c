@@ -258,9 +258,16 @@ static void note_inject_failure(pid_t tid, int e, const char *why)
 static int seize_result(uint32_t idx, int e, const char *why)
 {
 	/* PTRACE_SEIZE refuses a thread that is ending (its exit_state is
-	 * set) with EPERM: it is gone, not protected. */
+	 * set) with EPERM: it is gone, not protected; or, for a main thread
+	 * that called pthread_exit, a zombie for as long as the process lives
+	 * (listed, and counted by the kernel). */
 	if (e == -EPERM) {
 		char st = procwide__task_state(slot_tid(idx));
+		if (st == 'Z' && slot_tid(idx) == procwide__shared.pid) {
+			slot_set(idx, PW_S_ZOMBIE);
+			E.nzombie++;
+			return 0;
+		}
 		if (st == 'Z' || st == 'X' ||
 		    pw_tgkill(procwide__shared.pid, slot_tid(idx), 0) == -ESRCH)
 			e = -ESRCH;

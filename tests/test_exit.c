@@ -32,6 +32,10 @@ static void check_all_nnp(void)
  * report the main thread as a zombie (the first, a parked call; later
  * ones, which may take the direct path, too). */
 static int calls_after_exit;
+/* And made with PROCWIDE_PTRACE_ALL: the helper finds the main thread a
+ * zombie (PTRACE_SEIZE refuses it). */
+static bool ptrace_all;
+static const struct procwide_opts all = {.size = sizeof all, .flags = PROCWIDE_PTRACE_ALL};
 
 static void *after_main_exits(void *arg)
 {
@@ -45,7 +49,7 @@ static void *after_main_exits(void *arg)
 					     .args = {c ? PR_SET_TIMERSLACK : PR_SET_NO_NEW_PRIVS,
 						      c ? slack : 1}};
 		struct procwide_report rep = {.size = sizeof rep};
-		PW_EQ_LONG(procwide_run(&call, NULL, &rep), 0);
+		PW_EQ_LONG(procwide_run(&call, ptrace_all ? &all : NULL, &rep), 0);
 		size_t zombies = 0;
 		for (size_t i = 0; i < rep.nthreads; i++)
 			if (rep.threads[i].status == PROCWIDE_THREAD_ZOMBIE) {
@@ -85,6 +89,12 @@ static void main_thread_exits_between_calls(void)
 	pthread_t t;
 	PW_CHECK(pthread_create(&t, NULL, after_main_exits, NULL) == 0, "create");
 	pthread_exit(NULL);
+}
+
+static void main_thread_exits_between_calls_ptrace_all(void)
+{
+	ptrace_all = true;
+	main_thread_exits_between_calls();
 }
 
 static void threads_exiting_mid_call(void)
@@ -158,6 +168,7 @@ int main(int argc, char **argv)
 	static const struct pw_case cases[] = {
 		PW_CASE(zombie_main_thread),
 		PW_CASE(main_thread_exits_between_calls),
+		PW_CASE(main_thread_exits_between_calls_ptrace_all),
 		PW_CASE_T(threads_exiting_mid_call, 60),
 		PW_CASE(caller_killed_mid_call),
 	};
