@@ -164,24 +164,19 @@ static bool read_forks(struct forks_stamp *f)
 
 /* Proven by the count of created tasks (see above), read once every thread
  * of the call has run it or is gone: every thread the stamped call knew has
- * a slot, each slot has run the call, is gone or never runs code (a zombie,
- * a kernel worker), and the count equals the stamp.  *fresh: the count read
- * (if it was), which the listing proof may take as its own (it was read
- * before that proof's thread count). */
+ * a slot (the sweep from `known` made one for each, and on this path no
+ * other slot is made), each slot has run the call or is gone, and the count
+ * equals the stamp.  *fresh: the count read (if it was), which the listing
+ * proof may take as its own (it was read before that proof's thread
+ * count). */
 static bool forks_unchanged(struct forks_stamp *fresh)
 {
 	fresh->valid = false;
-	if (!stamp.valid)
+	if (!stamp.valid || E.nused != known.n)
 		return false;
-	for (uint32_t i = 0; i < known.n; i++) {
-		uint32_t pos;
-		if (procwide__find_tid(known.tids[i], &pos) == UINT32_MAX)
-			return false;
-	}
 	for (uint32_t i = 0; i < E.nused; i++) {
 		enum pw_slot_state st = slot_state(i);
-		if (st != PW_S_DONE && st != PW_S_INJ_DONE && st != PW_S_GONE &&
-		    st != PW_S_ZOMBIE && st != PW_S_KWORKER && st != PW_S_CALLER)
+		if (!slot_ran(st) && st != PW_S_GONE)
 			return false;
 	}
 	/* A thread known gone (tgkill's ESRCH, or /proc's 'Z') may have made
@@ -244,8 +239,7 @@ static int count_known(pid_t tid, uint64_t ino, void *ctx)
 		return 0;
 	struct pw_slot *slot = pw_slot_at(idx);
 	enum pw_slot_state st = slot_state(idx);
-	bool ran = st == PW_S_DONE || st == PW_S_INJ_DONE || st == PW_S_ZOMBIE ||
-		   st == PW_S_KWORKER || st == PW_S_CALLER;
+	bool ran = slot_ran(st);
 	/* A directory listing may show an entry twice while threads end:
 	 * each slot counts once per proof. */
 	if (!ran || slot->proof == E.proof)

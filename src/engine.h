@@ -95,6 +95,15 @@ static inline bool slot_cas(uint32_t idx, enum pw_slot_state from, enum pw_slot_
 					      pw_word(E.gen, to));
 }
 
+/* The thread has what the call does: it ran it (in a handler, through
+ * ptrace, or as the caller), or it never runs code again (a zombie, a
+ * kernel worker). */
+static inline bool slot_ran(enum pw_slot_state st)
+{
+	return st == PW_S_DONE || st == PW_S_INJ_DONE || st == PW_S_ZOMBIE ||
+	       st == PW_S_KWORKER || st == PW_S_CALLER;
+}
+
 static inline pid_t slot_tid(uint32_t idx)
 {
 	return atomic_load_explicit(&pw_slot_at(idx)->tid, memory_order_relaxed);
