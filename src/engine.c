@@ -677,17 +677,18 @@ int procwide__sweep(void)
  * caller would cost more than the whole wait.  Only with more than one
  * CPU, where the threads it waits for can run meanwhile.  Some of them were
  * woken onto the caller's own CPU while it sent the signals and wait there
- * behind it: between short spins it yields to them (sched_yield moves the
- * caller behind the runnable threads of its CPU).  Measured here at 10
- * threads: 0.78 of libpsx's time with the yield, 0.91 without, 1.1 with no
- * spin at all.  True if the word changed. */
+ * behind it: before its first spin of a wait, the caller yields to them
+ * (sched_yield moves it behind the runnable threads of its CPU).  Measured
+ * here, alternated (bench_broadcast -b 0): 0.88 of glibc's time at 10
+ * threads and 0.94 at 100 with the yield, 0.92 and 1.00 without; about 1.1
+ * at 10 threads with no spin at all.  True if the word changed. */
 #define PW_SPIN_NS 30000ull
 
 /* Only under the fair class's policies: a SCHED_DEADLINE caller that
  * yields gives up the rest of its runtime until its next period, and under
  * SCHED_FIFO or SCHED_RR a yield does not let lower-priority threads run.
- * Asked of the kernel once per call (musl's sched_getscheduler is a stub
- * that fails with ENOSYS). */
+ * Asked of the kernel when the caller is about to yield (musl's
+ * sched_getscheduler is a stub that fails with ENOSYS). */
 #ifndef SCHED_IDLE
 #define SCHED_IDLE 5
 #endif
@@ -721,7 +722,7 @@ static bool spin_while(_Atomic uint32_t *word, uint32_t val, uint32_t outstandin
 	 * busy machine each yield may cost the caller a slice. */
 	if (!*yielded) {
 		*yielded = true;
-		if (E.may_yield) {
+		if (caller_may_yield()) {
 			sched_yield();
 			if (atomic_load_explicit(word, memory_order_relaxed) != val)
 				return true;
@@ -1400,7 +1401,6 @@ static void engine_run(const struct pw_request *req, struct pw_result *res)
 
 	E.signo = res->signo = sig;
 	E.uid = getuid();
-	E.may_yield = caller_may_yield();
 	procwide__shared.pid = pid;
 	procwide__shared.caller_tid = tid;
 	procwide__shared.nr = req->call.nr;

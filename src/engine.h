@@ -44,7 +44,6 @@ struct pw_engine {
 	bool inject_all;   /* ... for every thread, no signal at all */
 	bool direct;	   /* this call takes the direct path */
 	bool reprobe;	   /* check again which known threads block the signal */
-	bool may_yield;	   /* the caller's policy lets it yield (spin_while) */
 	uint64_t patience; /* direct path: a wait without progress, ns */
 	uint64_t started;  /* when the call began */
 	uint32_t proof;	   /* direct path: proofs made, stamps slots */
