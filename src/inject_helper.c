@@ -133,19 +133,18 @@ static int seize_start(struct held *h, pid_t pid, int *stage)
 	return pw_is_err(r) ? (int)r : 0;
 }
 
-/* How h, stopped in a system call, entered the kernel: the two bytes
- * before its rip, read as the last two of the word that ends there (or
- * the first two of the word that starts there, should the code begin
- * less than 8 bytes before rip). */
+/* How h, stopped in a system call, entered the kernel: the instruction
+ * before its pc, read in the word that ends there (or the one that starts
+ * there, should the code begin less than a word before the pc). */
 static enum pw_arch_entry entry_of(const struct held *h)
 {
 	if (!pw_arch_in_syscall(&h->saved))
 		return PW_ENTRY_UNKNOWN; /* not in one: nothing to restart */
-	unsigned long w;
-	if (!pw_is_err(ptrace4(PW_PTRACE_PEEKTEXT, h->tid, (long)(h->saved.rip - 8), (long)&w)))
-		return pw_arch_entry_of((unsigned)(w >> 48));
-	if (!pw_is_err(ptrace4(PW_PTRACE_PEEKTEXT, h->tid, (long)(h->saved.rip - 2), (long)&w)))
-		return pw_arch_entry_of((unsigned)(w & 0xffff));
+	unsigned long w, pc = pw_arch_pc(&h->saved);
+	if (!pw_is_err(ptrace4(PW_PTRACE_PEEKTEXT, h->tid, (long)(pc - sizeof w), (long)&w)))
+		return pw_arch_entry_ending(w);
+	if (!pw_is_err(ptrace4(PW_PTRACE_PEEKTEXT, h->tid, (long)(pc - PW_ARCH_ENTRY_LEN), (long)&w)))
+		return pw_arch_entry_starting(w);
 	return PW_ENTRY_UNKNOWN;
 }
 

@@ -29,7 +29,9 @@
  * set (struct user_pt_regs through PTRACE_GETREGSET/NT_PRSTATUS, since
  * aarch64 has no PTRACE_GETREGS), a gadget `svc #0`, the number in x8 and
  * arguments in x0-x5, the "not in a system call" marker for the injected
- * call, which there is NT_ARM_SYSTEM_CALL set to -1; and
+ * call, which there is NT_ARM_SYSTEM_CALL set to -1; the entry
+ * instruction (`svc #0` alone: PW_ARCH_ENTRY_LEN 4, every call
+ * PW_ENTRY_SYSCALL); and
  * the refusal of a 32-bit (AArch32) thread, told by PSR_MODE32_BIT in
  * pstate, as a 32-bit x86 thread is told by its code segment here. */
 #ifndef PW_ARCH_INJECT_H
@@ -63,6 +65,22 @@ static inline enum pw_arch_entry pw_arch_entry_of(unsigned two_bytes)
 	return two_bytes == 0x050f ? PW_ENTRY_SYSCALL
 	       : two_bytes == 0x80cd ? PW_ENTRY_INT80
 				     : PW_ENTRY_UNKNOWN;
+}
+
+/* The same, from a word read where the thread resumes: the one that ends
+ * there (its last two bytes, little-endian), or, when the code does not
+ * reach that far back, the one that starts PW_ARCH_ENTRY_LEN bytes before
+ * (its first two). */
+#define PW_ARCH_ENTRY_LEN 2
+
+static inline enum pw_arch_entry pw_arch_entry_ending(unsigned long word)
+{
+	return pw_arch_entry_of((unsigned)(word >> 48));
+}
+
+static inline enum pw_arch_entry pw_arch_entry_starting(unsigned long word)
+{
+	return pw_arch_entry_of((unsigned)(word & 0xffff));
 }
 
 /* Where the thread resumes, and whether it was stopped in a system call
@@ -150,7 +168,7 @@ static inline struct pw_regs pw_arch_resume_regs(const struct pw_regs *saved,
 	/* Only waits known to return EINTR after a stop with nothing done: a
 	 * close() on some file systems or a connect() has already acted when
 	 * it returns EINTR, and must not be redone. */
-	if ((long)r.orig_rax >= 0 && (long)r.rax == -PW_EINTR && entry == PW_ENTRY_SYSCALL &&
+	if (pw_arch_in_syscall(&r) && (long)r.rax == -PW_EINTR && entry == PW_ENTRY_SYSCALL &&
 	    pw_arch_eintr_is_restartable((long)r.orig_rax))
 		r.rax = (unsigned long)-PW_ERESTARTNOHAND;
 	return r;
