@@ -87,12 +87,15 @@ void pw_block_all_signals(void);
 pid_t pw_start_blocking_thread(void);
 /* The same, but the thread unblocks every signal after `ms` ms. */
 pid_t pw_start_blocking_thread_for(unsigned ms);
+/* Seconds on the monotonic clock. */
+double pw_now_s(void);
 /* Starts a thread with a raw clone(), unknown to the C library and sharing
  * its creator's TLS (errno included), that waits forever; returns its tid. */
 pid_t pw_start_raw_thread(void);
 /* Runs test case case_name of this program again in a new process whose
  * environment has env=1 (for settings the library reads when it loads);
- * its output goes to this one's diagnostics.  Fails unless it passes. */
+ * its output goes to this one's diagnostics.  Fails unless it passes;
+ * skipped there, skipped here with the same reason. */
 void pw_rerun_with(const char *case_name, const char *env);
 /* Forks a "debugger": a process that holds `victim' with PTRACE_SEIZE and
  * keeps no descriptor of ours; it dies with the thread that called this.

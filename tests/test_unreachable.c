@@ -41,13 +41,6 @@ static void start_blocker(void)
 		usleep(1000);
 }
 
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void blocked_thread_reported_nothing_changed(void)
 {
 	static char name[16] = "pw-changed";
@@ -63,9 +56,9 @@ static void blocked_thread_reported_nothing_changed(void)
 	struct procwide_opts opts = {.size = sizeof opts, .deadline_ms = 300,
 				     .flags = PROCWIDE_NO_PTRACE};
 	struct procwide_report rep = {.size = sizeof rep};
-	double t0 = now_s();
+	double t0 = pw_now_s();
 	PW_EQ_LONG(procwide_run(&call, &opts, &rep), -ETIMEDOUT);
-	double took = now_s() - t0;
+	double took = pw_now_s() - t0;
 	PW_CHECK(took >= 0.29 && took < 1.5, "took %.3f s for a 300 ms deadline", took);
 	PW_EQ_LONG(rep.outcome, PROCWIDE_OUTCOME_UNREACHABLE);
 	PW_EQ_LONG(rep.nunreachable, 1);
