@@ -43,13 +43,15 @@ static void *after_main_exits(void *arg)
 	for (int i = 0; i < 1000 && pw_task_state(main_tid) != 'Z'; i++)
 		usleep(1000);
 	PW_CHECK(pw_task_state(main_tid) == 'Z', "main thread is not a zombie");
-	long slack_set = -1;
+	/* The calls after the first set the threads' names (readable as any
+	 * user, unlike another thread's timer slack). */
+	static char name[16];
 	bool prev_ptrace = false;
 	for (int c = 0; c < calls_after_exit; c++) {
-		long slack = 60000 + c;
+		snprintf(name, sizeof name, "pw-after-%u", (unsigned)c % 10u);
 		struct procwide_call call = {.nr = SYS_prctl,
-					     .args = {c ? PR_SET_TIMERSLACK : PR_SET_NO_NEW_PRIVS,
-						      c ? slack : 1}};
+					     .args = {c ? PR_SET_NAME : PR_SET_NO_NEW_PRIVS,
+						      c ? (long)name : 1}};
 		struct procwide_report rep = {.size = sizeof rep};
 		PW_EQ_LONG(procwide_run(&call, ptrace_all ? &all : NULL, &rep), 0);
 		size_t zombies = 0;
@@ -66,16 +68,19 @@ static void *after_main_exits(void *arg)
 		prev_ptrace = false;
 		for (size_t i = 0; i < rep.nthreads; i++)
 			prev_ptrace |= rep.threads[i].path == PROCWIDE_PATH_PTRACE;
-		if (c)
-			slack_set = slack;
 		procwide_report_release(&rep);
 	}
-	if (slack_set >= 0) {
+	if (calls_after_exit > 1) {
 		pid_t tids[16];
 		size_t n = pw_list_tids(tids, 16);
-		for (size_t i = 0; i < n && i < 16; i++)
-			if (tids[i] != main_tid)
-				PW_EQ_LONG(pw_timerslack(tids[i]), slack_set);
+		for (size_t i = 0; i < n && i < 16; i++) {
+			char got[32];
+			if (tids[i] == main_tid)
+				continue;
+			PW_CHECK(pw_task_comm(tids[i], got, sizeof got), "thread %d gone", tids[i]);
+			PW_CHECK(strcmp(got, name) == 0, "thread %d is named %s, not %s", tids[i],
+				 got, name);
+		}
 	}
 	check_all_nnp();
 	fflush(stdout);
