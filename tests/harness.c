@@ -538,3 +538,11 @@ pid_t pw_start_raw_thread(void)
 		usleep(1000);
 	return atomic_load(tid);
 }
+
+pid_t pw_start_thread(pthread_t *t, void *(*fn)(void *), void *arg, atomic_int *tid)
+{
+	PW_CHECK(pthread_create(t, NULL, fn, arg) == 0, "pthread_create");
+	while (!atomic_load(tid))
+		usleep(1000);
+	return atomic_load(tid);
+}

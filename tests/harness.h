@@ -3,6 +3,8 @@
 #ifndef PW_TEST_HARNESS_H
 #define PW_TEST_HARNESS_H
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -87,6 +89,9 @@ void pw_block_all_signals(void);
 pid_t pw_start_blocking_thread(void);
 /* The same, but the thread unblocks every signal after `ms` ms. */
 pid_t pw_start_blocking_thread_for(unsigned ms);
+/* Starts fn(arg) in *t and waits until it has stored its tid in *tid
+ * (which must start at 0); returns that tid. */
+pid_t pw_start_thread(pthread_t *t, void *(*fn)(void *), void *arg, atomic_int *tid);
 /* Seconds on the monotonic clock. */
 double pw_now_s(void);
 /* Starts a thread with a raw clone(), unknown to the C library and sharing

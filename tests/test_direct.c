@@ -248,7 +248,7 @@ static void calls_in_a_row_skip_the_listing(void)
 
 static void *sleeper(void *arg)
 {
-	atomic_store((_Atomic pid_t *)arg, (pid_t)syscall(SYS_gettid));
+	atomic_store((atomic_int *)arg, (int)syscall(SYS_gettid));
 	for (;;)
 		pause();
 	return NULL;
@@ -256,13 +256,10 @@ static void *sleeper(void *arg)
 
 static pid_t start_sleeper(void)
 {
-	static _Atomic pid_t tid;
+	static atomic_int tid;
 	atomic_store(&tid, 0);
 	pthread_t t;
-	PW_CHECK(pthread_create(&t, NULL, sleeper, &tid) == 0, "pthread_create");
-	while (!atomic_load(&tid))
-		usleep(1000);
-	return atomic_load(&tid);
+	return pw_start_thread(&t, sleeper, &tid, &tid);
 }
 
 /* A thread made between two calls moves the count: the second call lists

@@ -47,21 +47,45 @@ static void nnp_everywhere(pid_t via_ptrace)
 }
 
 /* Starts fn(arg), and waits until it has published its tid in *tid. */
-static pid_t start_thread(pthread_t *t, void *(*fn)(void *), void *arg, atomic_int *tid)
-{
-	PW_CHECK(pthread_create(t, NULL, fn, arg) == 0, "create");
-	while (!atomic_load(tid))
-		usleep(1000);
-	return atomic_load(tid);
-}
+#define start_thread pw_start_thread
 
-/* Installs fn as the handler of sig, without SA_RESTART. */
-static void handle(int sig, void (*fn)(int))
+/* Installs fn as the handler of sig, with sa_flags (SA_RESTART or not). */
+static void handle(int sig, void (*fn)(int), int sa_flags)
 {
 	struct sigaction sa;
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = fn;
+	sa.sa_flags = sa_flags;
 	PW_CHECK(sigaction(sig, &sa, NULL) == 0, "sigaction");
+}
+
+/* Waits until thread tid sleeps in system call nr. */
+static void wait_in_syscall(pid_t tid, long nr)
+{
+	char path[64], buf[64];
+	snprintf(path, sizeof path, "/proc/self/task/%d/syscall", (int)tid);
+	for (int i = 0; i < 2000; i++) {
+		FILE *f = fopen(path, "r");
+		PW_CHECK(f != NULL, "open %s", path);
+		/* "running" for a thread on a CPU: no number, not read(2)'s 0. */
+		long got;
+		bool in = fgets(buf, sizeof buf, f) && sscanf(buf, "%ld", &got) == 1 && got == nr &&
+			  pw_task_state(tid) == 'S';
+		fclose(f);
+		if (in)
+			return;
+		usleep(1000);
+	}
+	PW_CHECK(false, "thread %d never entered system call %ld", (int)tid, nr);
+}
+
+/* Starts fn, which publishes its tid in *tid and then reads a pipe, and
+ * waits until it sleeps in that read. */
+static pid_t start_reader(pthread_t *t, void *(*fn)(void *), atomic_int *tid)
+{
+	pid_t id = start_thread(t, fn, NULL, tid);
+	wait_in_syscall(id, SYS_read);
+	return id;
 }
 
 /* ---- a runtime's timer thread ------------------------------------------ */
@@ -89,12 +113,10 @@ static void runtime_timer_thread(void)
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	pthread_t t;
-	PW_CHECK(pthread_create(&t, NULL, timer_main, NULL) == 0, "create");
+	pid_t timer = start_thread(&t, timer_main, NULL, &timer_tid);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	struct pw_idle *idle = pw_idle_start(3);
-	while (!atomic_load(&timer_tid))
-		usleep(1000);
-	nnp_everywhere(atomic_load(&timer_tid));
+	nnp_everywhere(timer);
 	atomic_store(&timer_stop, true);
 	pthread_join(t, NULL);
 	PW_EQ_LONG(atomic_load(&timer_eintr), 0);
@@ -124,12 +146,7 @@ static void read_on_pipe_resumes(void)
 	PW_CHECK(pipe(pfd) == 0, "pipe");
 	atomic_store(&reader_ret, -2);
 	pthread_t t;
-	PW_CHECK(pthread_create(&t, NULL, reader_main, NULL) == 0, "create");
-	while (!atomic_load(&reader_tid))
-		usleep(1000);
-	usleep(20000); /* let it block in read() */
-	PW_EQ_LONG(pw_task_state(atomic_load(&reader_tid)), 'S');
-	nnp_everywhere(atomic_load(&reader_tid));
+	nnp_everywhere(start_reader(&t, reader_main, &reader_tid));
 	usleep(20000);
 	PW_EQ_LONG(atomic_load(&reader_ret), -2); /* still reading */
 	PW_CHECK(write(pfd[1], "z", 1) == 1, "write");
@@ -245,8 +262,9 @@ static void int80_nanosleep_completes(void)
 /* ---- every register survives: a thread reached in a system call -------- */
 
 /* long regs_probe(int fd, void *buf, uint64_t out[45]): loads known values
- * into every register a thread keeps across a system call (all but rax,
- * rcx and r11), sets the direction flag, reads one byte from fd, then
+ * into the registers a thread keeps across a system call (the general ones
+ * but rax, rcx and r11, and the low 128 bits of xmm0..15; not the upper
+ * halves of ymm, MXCSR or the x87 state), sets the direction flag, reads one byte from fd, then
  * stores those registers in out: rbx rbp r12 r13 r14 r15 rdi rsi rdx r8 r9
  * r10, rflags, then xmm0..xmm15 (two words each).  The read blocks; the
  * call reaches the thread there through ptrace, and the read restarts. */
@@ -312,36 +330,7 @@ static void *probe_main(void *arg)
 	return NULL;
 }
 
-/* Waits until thread tid sleeps in system call nr. */
-static void wait_in_syscall(pid_t tid, long nr);
 
-/* Starts fn, which publishes its tid in *tid and then reads a pipe, and
- * waits until it sleeps in that read. */
-static pid_t start_reader(pthread_t *t, void *(*fn)(void *), atomic_int *tid)
-{
-	pid_t id = start_thread(t, fn, NULL, tid);
-	wait_in_syscall(id, SYS_read);
-	return id;
-}
-
-static void wait_in_syscall(pid_t tid, long nr)
-{
-	char path[64], buf[64];
-	snprintf(path, sizeof path, "/proc/self/task/%d/syscall", (int)tid);
-	for (int i = 0; i < 2000; i++) {
-		FILE *f = fopen(path, "r");
-		PW_CHECK(f != NULL, "open %s", path);
-		/* "running" for a thread on a CPU: no number, not read(2)'s 0. */
-		long got;
-		bool in = fgets(buf, sizeof buf, f) && sscanf(buf, "%ld", &got) == 1 && got == nr &&
-			  pw_task_state(tid) == 'S';
-		fclose(f);
-		if (in)
-			return;
-		usleep(1000);
-	}
-	PW_CHECK(false, "thread %d never entered system call %ld", (int)tid, nr);
-}
 
 static void registers_survive_injection(void)
 {
@@ -480,11 +469,7 @@ static pid_t start_stop_watcher(pid_t pid, pid_t tid, bool process_wide)
  * kill() to the process, whose other thread blocks SIGUSR1. */
 static void signal_while_held(int sa_flags, bool process_wide)
 {
-	struct sigaction sa;
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = on_usr1;
-	sa.sa_flags = sa_flags;
-	PW_CHECK(sigaction(SIGUSR1, &sa, NULL) == 0, "sigaction");
+	handle(SIGUSR1, on_usr1, sa_flags);
 	PW_CHECK(pipe(intr_pipe) == 0, "pipe");
 	pthread_t t;
 	pid_t tid = start_reader(&t, interrupted_main, &intr_tid);
@@ -600,7 +585,7 @@ static void rseq_thread_resumes_at_its_abort_handler(void)
 #else
 	if (__rseq_size == 0)
 		pw_skip("glibc registered no rseq area (glibc.pthread.rseq=0, or the kernel refused)");
-	handle(SIGUSR2, on_usr2);
+	handle(SIGUSR2, on_usr2, 0);
 	pthread_t t;
 	pid_t tid = start_thread(&t, rseq_main, NULL, &rseq_tid);
 	usleep(20000);
@@ -649,7 +634,7 @@ static void thread_state_is_untouched(void)
 	/* The thread's mask, the process's SIGTRAP handler (a trap-based
 	 * injection would make the kernel reset it: force_sig on a blocked
 	 * signal), and a signal pending for the thread with its siginfo. */
-	handle(SIGTRAP, on_trap);
+	handle(SIGTRAP, on_trap, 0);
 	pthread_t t;
 	pid_t tid = start_thread(&t, masked_main, NULL, &masked_tid);
 	siginfo_t si;
@@ -692,9 +677,7 @@ static void no_signal_piles_up_in_a_blocking_thread(void)
 	 * signal for every call would exhaust the user's RLIMIT_SIGPENDING.
 	 * Once a thread needed ptrace, the next calls send it none. */
 	pthread_t t;
-	PW_CHECK(pthread_create(&t, NULL, masked_main, NULL) == 0, "create");
-	while (!atomic_load(&masked_tid))
-		usleep(1000);
+	start_thread(&t, masked_main, NULL, &masked_tid);
 	PW_EQ_LONG(procwide_syscall(SYS_prctl, PR_SET_TIMERSLACK, 1111, 0, 0, 0, 0), 0);
 	long before = sigq_used();
 	for (int i = 0; i < 30; i++)
