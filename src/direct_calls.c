@@ -3,7 +3,7 @@
  * On the direct path the call has already run in the calling thread while
  * the caller still has work to do: signal the other threads
  * (rt_tgsigqueueinfo), read /proc/self/task through a descriptor it keeps,
- * start the ptrace helper for a thread that does not answer (a fork of the
+ * start the ptrace helper for a thread that does not answer (a clone of the
  * caller: its credentials, seccomp filters, Landlock domain, resource
  * limits and scheduling policy), and it may run the call a second time in a
  * thread created during the call by one that had already run it.  Many

@@ -8,13 +8,19 @@
  * is made with a raw
  * clone() with no exit signal: the C library's fork() would take its
  * allocator locks, which a parked thread may hold, and an exit signal would
- * reach the application's SIGCHLD handler or waitpid(-1) loop.
+ * reach the application's SIGCHLD handler or waitpid(-1) loop.  It shares
+ * the process's memory (CLONE_VM): a copy of the address space costs
+ * about 1 ms on these machines for a process of 200 threads, to make and
+ * to tear down, more than the whole injection of 100 threads (README).
+ * It runs on a stack and table this file maps, and unmaps only once the
+ * helper has exited; the mapping is not inherited by a fork().
  *
  * Before starting it, procwide checks what would make ptrace fail and says
  * which: a process that is not dumpable (procwide never lowers that
  * protection), Yama's ptrace_scope. */
 #include "inject.h"
 #include "internal.h"
+#include "arch/x86_64/clone_arch.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -24,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -33,7 +40,10 @@
 #define PR_SET_PTRACER 0x59616d61
 #endif
 #define PW_WCLONE 0x80000000
+#define PW_CLONE_VM 0x100
 #define PW_CAP_SYS_PTRACE 19
+/* The helper's stack: it needs under 8 KiB (a batch of requests). */
+#define PW_HELPER_STACK (64u * 1024u)
 
 static struct {
 	int sock;
@@ -43,7 +53,9 @@ static struct {
 	uint32_t cap; /* slots its table holds */
 	int session; /* kept between calls until the session ends */
 	bool split; /* forked after the threads' Landlock domains split */
-} inj = {-1, 0, 0, 0, 0, 0, false};
+	void *mem;  /* its guard page, stack and state */
+	size_t memlen;
+} inj = {-1, 0, 0, 0, 0, 0, false, NULL, 0};
 
 /* Replies received and not yet taken (the helper sends them in batches). */
 static struct {
@@ -59,13 +71,17 @@ static struct {
 } outq;
 
 /* A forked child inherits the parent's helper state: forget it (the
- * socket is a copy; the helper is the parent's, never to be touched). */
+ * socket is a copy; the helper is the parent's, never to be touched; its
+ * memory is not in the child, MADV_DONTFORK, and the range may hold
+ * something else by now). */
 static void forget_if_forked(void)
 {
 	if (inj.helper > 0 && inj.owner != pw_getpid()) {
 		close(inj.sock);
 		inj.sock = -1;
 		inj.helper = 0;
+		inj.mem = NULL;
+		inj.memlen = 0;
 		inj.yama_ptracer_set = 0;
 		inj.session = 0;
 		in.n = in.next = 0;
@@ -147,8 +163,18 @@ static void kill_helper(void)
 	if (inj.helper > 0) {
 		pw_sys3(SYS_kill, inj.helper, SIGKILL, 0);
 		int st;
-		pw_sys6(SYS_wait4, inj.helper, (long)&st, PW_WCLONE, 0, 0, 0);
+		long r;
+		/* Its memory is unmapped below, so it must be gone first: a
+		 * wait that returns has reaped it (or another waiter did,
+		 * ECHILD: an exited process uses no memory of ours any more). */
+		do
+			r = pw_sys6(SYS_wait4, inj.helper, (long)&st, PW_WCLONE, 0, 0, 0);
+		while (r == -EINTR);
 	}
+	if (inj.mem)
+		munmap(inj.mem, inj.memlen);
+	inj.mem = NULL;
+	inj.memlen = 0;
 	if (inj.sock >= 0)
 		close(inj.sock);
 	if (inj.yama_ptracer_set)
@@ -233,19 +259,38 @@ int procwide__inject_begin(uint32_t cap, uint64_t deadline, char *why, size_t wh
 		return e;
 	}
 	pid_t parent = pw_getpid();
-	/* Like fork, without the C library's fork handlers or an exit
-	 * signal; the child runs on a copy of this stack. */
-	long child = pw_sys6(SYS_clone, 0, 0, 0, 0, 0, 0);
-	if (child == 0) {
-		pw_sys3(SYS_close, sv[0], 0, 0);
-		procwide__inject_helper_main(sv[1], parent, cap);
+	long page = sysconf(_SC_PAGESIZE);
+	size_t len = (size_t)page + PW_HELPER_STACK + procwide__inject_helper_size(cap);
+	char *mem = mmap(NULL, len, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (mem == MAP_FAILED || mprotect(mem, (size_t)page, PROT_NONE) != 0 ||
+	    madvise(mem, len, MADV_DONTFORK) != 0) {
+		int e = -errno;
+		if (mem != MAP_FAILED)
+			munmap(mem, len);
+		close(sv[0]);
+		close(sv[1]);
+		snprintf(why, whysz, "memory for the ptrace helper: %s", errname(e));
+		return e;
 	}
+	char *top = mem + page + PW_HELPER_STACK; /* the stack ends at its state */
+	void *helper = procwide__inject_helper_init(top, sv[1], parent, cap);
+	/* Every signal blocked from its first instruction: a handler of the
+	 * application must never run in it (it would run on the helper's
+	 * stack with this thread's TLS).  Exit signal 0: no SIGCHLD. */
+	uint64_t all = ~0ULL, old;
+	pw_rt_sigprocmask(SIG_SETMASK, &all, &old);
+	long child = procwide__arch_clone_vm(PW_CLONE_VM, top, procwide__inject_helper_main, helper);
+	pw_rt_sigprocmask(SIG_SETMASK, &old, NULL);
 	close(sv[1]);
 	if (pw_is_err(child)) {
+		munmap(mem, len);
 		close(sv[0]);
 		snprintf(why, whysz, "cannot start the ptrace helper: %s", errname((int)child));
 		return (int)child;
 	}
+	inj.mem = mem;
+	inj.memlen = len;
 	inj.sock = sv[0];
 	inj.helper = (pid_t)child;
 	inj.owner = parent;

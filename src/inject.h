@@ -56,9 +56,12 @@ enum pw_inject_stage {
 /* Tests: the helper dies after answering the first seize of a batch of
  * several (environment PROCWIDE_TEST_HELPER_DIES=1, read at load). */
 PW_HIDDEN extern bool procwide__test_helper_dies;
-/* The helper's entry point, in the child (src/inject_helper.c). */
-PW_HIDDEN __attribute__((noreturn)) void procwide__inject_helper_main(int sock, pid_t parent,
-								     uint32_t cap);
+/* The helper (src/inject_helper.c): the bytes it needs besides its stack
+ * for a table of cap threads; its state set up in that memory (returned:
+ * the argument of _main); its entry point, in the child. */
+PW_HIDDEN size_t procwide__inject_helper_size(uint32_t cap);
+PW_HIDDEN void *procwide__inject_helper_init(void *mem, int sock, pid_t parent, uint32_t cap);
+PW_HIDDEN __attribute__((noreturn)) void procwide__inject_helper_main(void *helper);
 
 /* Caller side (src/inject.c).  All return 0 or -errno; `why` gets a reason
  * a person can act on. */
@@ -91,14 +94,14 @@ PW_HIDDEN int procwide__inject_possible(void);
 /* true: landlock_restrict_self has run in the caller and in other threads
  * one by one, and each of those has a Landlock domain of its own.
  * Landlock lets a task trace only into its own domain or one nested in
- * it, so a helper forked from now on (in the caller's domain) cannot trace
+ * it, so a helper started from now on (in the caller's domain) cannot trace
  * them, only the caller's later threads.  The direct path, which would
  * have to kill the process when ptrace fails, is then not taken, and a
  * refusal says why.  false: every thread has the caller's domain again
  * (the kernel's TSYNC).  A forked child forgets it: its threads all
  * descend from one. */
 PW_HIDDEN void procwide__inject_split_domains(bool split);
-/* Keep one helper across calls (procwide_apply_policy: a helper forked
+/* Keep one helper across calls (procwide_apply_policy: a helper started
  * before the ids change keeps the privileges to trace the process after
  * it has become non-dumpable).  Best effort; always ended with _end. */
 PW_HIDDEN int procwide__inject_session_begin(uint32_t cap, char *why, size_t whysz);

@@ -1,6 +1,9 @@
-/* The instructions an injected thread runs: `syscall; int3` (see
- * src/arch/x86_64/inject_arch.h). */
+/* Instructions the ptrace machinery needs in the library's text: what an
+ * injected thread runs, `syscall; int3` (src/arch/x86_64/inject_arch.h),
+ * and the start of the helper process (src/arch/x86_64/clone_arch.h). */
 #include "raw.h"
+#include "arch/x86_64/clone_arch.h"
 #include "arch/x86_64/inject_arch.h"
 
 __asm__(PW_ARCH_GADGET_ASM);
+__asm__(PW_ARCH_CLONE_ASM);

@@ -1,19 +1,21 @@
 /* The ptrace helper process.
  *
- * It is a copy of the calling process made with a raw clone() while other
- * threads may be parked holding C library locks (the allocator's, stdio's),
- * so it uses raw system calls only, and memory it maps itself.  It is
- * single-purpose and short-lived: it dies with the calling thread
- * (PR_SET_PDEATHSIG), keeps only its socket, cannot gain privileges
- * (no_new_privs), exits at once on any error, and exits when the call ends.
- * Built like src/handler.c, without stack protector or sanitizers. */
+ * It is a process that shares the calling process's memory (clone with
+ * CLONE_VM, see src/inject.c), started while other threads may be parked
+ * holding C library locks (the allocator's, stdio's), so it uses raw system
+ * calls only, and only the memory the caller mapped for it: its stack and
+ * struct pw_helper.  It is single-purpose and short-lived: it dies with the
+ * calling thread (PR_SET_PDEATHSIG), keeps only its socket, cannot gain
+ * privileges (no_new_privs), exits at once on any error, and exits when the
+ * call ends.  Built like src/handler.c, without stack protector or
+ * sanitizers, and it never reads %fs: the thread pointer it has is the
+ * calling thread's. */
 #include "inject.h"
 #include "arch/x86_64/inject_arch.h"
 
 #include <errno.h>
 #include <signal.h>
 #include <stddef.h>
-#include <sys/mman.h>
 #include <sys/prctl.h>
 
 #define PW_PTRACE_PEEKTEXT 1 /* raw: the word is stored at `data` */
@@ -52,29 +54,53 @@ static void die_now(void)
 		pw_sys3(SYS_exit_group, 1, 0, 0);
 }
 
-/* Replies are sent in batches of up to PW_INJECT_BATCH per message: one
- * wake-up of the caller per batch, not per thread. */
-static struct pw_inject_rep out[PW_INJECT_BATCH];
-static uint32_t nout;
+/* Everything the helper keeps, in the memory the caller mapped for it (no
+ * static variable: the helper shares them with the caller). */
+struct pw_helper {
+	int sock;
+	pid_t parent;
+	uint32_t cap;	/* entries in t[] */
+	/* Replies are sent in batches of up to PW_INJECT_BATCH per message:
+	 * one wake-up of the caller per batch, not per thread. */
+	uint32_t nout;
+	struct pw_inject_rep out[PW_INJECT_BATCH];
+	struct held t[];
+};
 
-static void flush(int sock)
+size_t procwide__inject_helper_size(uint32_t cap)
 {
-	long len = (long)(nout * sizeof out[0]);
-	if (nout && pw_write(sock, out, (size_t)len) != len)
+	return sizeof(struct pw_helper) + (size_t)cap * sizeof(struct held);
+}
+
+void *procwide__inject_helper_init(void *mem, int sock, pid_t parent, uint32_t cap)
+{
+	struct pw_helper *H = mem;
+	H->sock = sock;
+	H->parent = parent;
+	H->cap = cap;
+	H->nout = 0;
+	return H;
+}
+
+static void flush(struct pw_helper *H)
+{
+	long len = (long)(H->nout * sizeof H->out[0]);
+	if (H->nout && pw_write(H->sock, H->out, (size_t)len) != len)
 		die_now(); /* the caller is gone or confused: stop here */
-	nout = 0;
+	H->nout = 0;
 }
 
-static void reply_tid(int sock, int err, uint32_t idx, long result, int last, int stage, pid_t tid)
+static void reply_tid(struct pw_helper *H, int err, uint32_t idx, long result, int last, int stage,
+		      pid_t tid)
 {
-	out[nout++] = (struct pw_inject_rep){err, idx, result, last, stage, tid};
-	if (nout == PW_INJECT_BATCH || last)
-		flush(sock);
+	H->out[H->nout++] = (struct pw_inject_rep){err, idx, result, last, stage, tid};
+	if (H->nout == PW_INJECT_BATCH || last)
+		flush(H);
 }
 
-static void reply(int sock, int err, uint32_t idx, long result, int last, int stage)
+static void reply(struct pw_helper *H, int err, uint32_t idx, long result, int last, int stage)
 {
-	reply_tid(sock, err, idx, result, last, stage, 0);
+	reply_tid(H, err, idx, result, last, stage, 0);
 }
 
 /* Waits for the next stop of h->tid that the helper asked for: the stop
@@ -212,12 +238,23 @@ static int seize_finish(struct held *h, pid_t pid, int *stage)
 	return 0;
 }
 
-/* Runs the call in every held thread.  All threads are started towards
- * the call's entry stop at once, and their stops are then taken in order:
- * the stops overlap on every CPU instead of costing a round trip each. */
-static void run_all(int sock, struct held *t, uint32_t cap, long nr, const long args[6])
+static void detach(struct held *h)
 {
-	for (uint32_t i = 0; i < cap; i++) {
+	if (h->have_regs)
+		ptrace4(PW_PTRACE_SETREGS, h->tid, 0, (long)&h->resume);
+	if (h->masked)
+		ptrace4(PW_PTRACE_SETSIGMASK, h->tid, 8, (long)&h->mask);
+	ptrace4(PW_PTRACE_DETACH, h->tid, 0, 0);
+	h->seized = 0;
+}
+
+/* Runs the call in every held thread.  All threads are started towards the call's entry stop at once,
+ * and their stops are then taken in order: the stops overlap on every CPU
+ * instead of costing a round trip each. */
+static void run_all(struct pw_helper *H, long nr, const long args[6])
+{
+	struct held *t = H->t;
+	for (uint32_t i = 0; i < H->cap; i++) {
 		if (!t[i].seized)
 			continue;
 		struct pw_regs regs = t[i].saved;
@@ -244,12 +281,12 @@ static void run_all(int sock, struct held *t, uint32_t cap, long nr, const long 
 				  pw_is_err(ptrace4(PW_PTRACE_SYSCALL, t[i].tid, 0, 0))))
 			t[i].err = -ESRCH;
 	}
-	for (uint32_t i = 0; i < cap; i++) /* entry stops */
+	for (uint32_t i = 0; i < H->cap; i++) /* entry stops */
 		if (t[i].seized && !t[i].err &&
 		    (pw_is_err(wait_stop(&t[i], 0)) ||
 		     pw_is_err(ptrace4(PW_PTRACE_SYSCALL, t[i].tid, 0, 0))))
 			t[i].err = -ESRCH;
-	for (uint32_t i = 0; i < cap; i++) { /* exit stops */
+	for (uint32_t i = 0; i < H->cap; i++) { /* exit stops */
 		if (!t[i].seized)
 			continue;
 		struct pw_regs after;
@@ -266,45 +303,39 @@ static void run_all(int sock, struct held *t, uint32_t cap, long nr, const long 
 		if (t[i].masked &&
 		    !pw_is_err(ptrace4(PW_PTRACE_SETSIGMASK, t[i].tid, 8, (long)&t[i].mask)))
 			t[i].masked = 0;
-		reply(sock, t[i].err, i, t[i].err ? 0 : pw_arch_result(&after), 0,
+		reply(H, t[i].err, i, t[i].err ? 0 : pw_arch_result(&after), 0,
 		      t[i].err ? PW_STAGE_RUN : PW_STAGE_NONE);
 	}
-	reply(sock, 0, 0, 0, 1, PW_STAGE_NONE);
+	reply(H, 0, 0, 0, 1, PW_STAGE_NONE);
 }
 
-static void detach(struct held *h)
+static void release_all(struct pw_helper *H)
 {
-	if (h->have_regs)
-		ptrace4(PW_PTRACE_SETREGS, h->tid, 0, (long)&h->resume);
-	if (h->masked)
-		ptrace4(PW_PTRACE_SETSIGMASK, h->tid, 8, (long)&h->mask);
-	ptrace4(PW_PTRACE_DETACH, h->tid, 0, 0);
-	h->seized = 0;
+	for (uint32_t i = 0; i < H->cap; i++)
+		if (H->t[i].seized)
+			detach(&H->t[i]);
 }
 
-static void release_all(struct held *t, uint32_t cap)
+void procwide__inject_helper_main(void *arg)
 {
-	for (uint32_t i = 0; i < cap; i++)
-		if (t[i].seized)
-			detach(&t[i]);
-}
-
-void procwide__inject_helper_main(int sock, pid_t parent, uint32_t cap)
-{
-	/* The application's handlers are copied into this process: a
-	 * terminal's ^C or ^Z to the process group must not run them here. */
+	struct pw_helper *H = arg;
+	/* The caller started this process with every signal blocked (an
+	 * application handler, copied here, must not run on this stack with
+	 * the calling thread's TLS); keep them so: a terminal's ^C or ^Z to
+	 * the process group is not for the helper. */
 	uint64_t all = ~0ULL;
 	pw_rt_sigprocmask(2 /* SIG_SETMASK */, &all, NULL);
 	/* Die with the calling thread; if it died before this line, now. */
 	pw_sys6(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0, 0);
-	if (pw_sys3(SYS_getppid, 0, 0, 0) != parent)
+	if (pw_sys3(SYS_getppid, 0, 0, 0) != H->parent)
 		die_now();
 	pw_sys6(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0, 0);
-	/* Keep nothing but the socket (close_range: Linux 5.9). */
-	if (sock != 0) {
-		if (pw_is_err(pw_sys3(SYS_dup2, sock, 0, 0)))
+	/* Keep nothing but the socket (close_range: Linux 5.9).  The
+	 * descriptor table is this process's own copy (no CLONE_FILES). */
+	if (H->sock != 0) {
+		if (pw_is_err(pw_sys3(SYS_dup2, H->sock, 0, 0)))
 			die_now();
-		sock = 0;
+		H->sock = 0;
 	}
 	if (pw_is_err(pw_sys3(436 /* close_range */, 1, ~0U, 0))) {
 		/* Before Linux 5.9: one by one, up to the descriptor limit. */
@@ -316,23 +347,19 @@ void procwide__inject_helper_main(int sock, pid_t parent, uint32_t cap)
 		for (unsigned long fd = 1; fd < top; fd++)
 			pw_sys3(SYS_close, (long)fd, 0, 0);
 	}
-
-	long m = pw_sys6(SYS_mmap, 0, (long)cap * (long)sizeof(struct held),
-			 PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (pw_is_err(m))
-		die_now();
-	struct held *t = (struct held *)m;
+	struct held *t = H->t;
+	const pid_t parent = H->parent;
 
 	for (;;) {
 		/* A message holds one request, or up to PW_INJECT_BATCH seize
 		 * requests: ask for all their stops, then collect them, so that
 		 * the threads stop together. */
 		struct pw_inject_req batch[PW_INJECT_BATCH];
-		long n = pw_sys3(SYS_read, sock, (long)batch, sizeof batch);
+		long n = pw_sys3(SYS_read, H->sock, (long)batch, sizeof batch);
 		if (n == -EINTR)
 			continue;
 		if (n <= 0 || n % (long)sizeof batch[0]) { /* EOF: the call is over */
-			release_all(t, cap);
+			release_all(H);
 			die_now();
 		}
 		uint32_t nb = (uint32_t)(n / (long)sizeof batch[0]);
@@ -343,7 +370,7 @@ void procwide__inject_helper_main(int sock, pid_t parent, uint32_t cap)
 		if (q.op == PW_INJ_SEIZE) {
 			int err[PW_INJECT_BATCH], stage[PW_INJECT_BATCH];
 			for (uint32_t k = 0; k < nb; k++) {
-				if (batch[k].idx >= cap || batch[k].pid != parent)
+				if (batch[k].idx >= H->cap || batch[k].pid != parent)
 					die_now();
 				struct held *h = &t[batch[k].idx];
 				h->tid = batch[k].tid;
@@ -355,22 +382,22 @@ void procwide__inject_helper_main(int sock, pid_t parent, uint32_t cap)
 					err[k] = seize_finish(h, parent, &stage[k]);
 				if (err[k] && h->seized)
 					detach(h);
-				reply_tid(sock, err[k], batch[k].idx, 0, 0, err[k] ? stage[k] : PW_STAGE_NONE,
+				reply_tid(H, err[k], batch[k].idx, 0, 0, err[k] ? stage[k] : PW_STAGE_NONE,
 					  h->tid);
 				if (procwide__test_helper_dies && nb > 1) {
-					flush(sock);
+					flush(H);
 					die_now(); /* the kernel detaches what it holds */
 				}
 			}
-			flush(sock);
+			flush(H);
 		} else if (q.op == PW_INJ_RUN_ALL) {
-			run_all(sock, t, cap, q.nr, q.args);
+			run_all(H, q.nr, q.args);
 		} else if (q.op == PW_INJ_DETACH) {
-			release_all(t, cap);
-			reply(sock, 0, 0, 0, 1, PW_STAGE_NONE);
+			release_all(H);
+			reply(H, 0, 0, 0, 1, PW_STAGE_NONE);
 		} else if (q.op == PW_INJ_RELEASE) {
-			release_all(t, cap);
-			reply(sock, 0, 0, 0, 1, PW_STAGE_NONE);
+			release_all(H);
+			reply(H, 0, 0, 0, 1, PW_STAGE_NONE);
 			die_now();
 		} else {
 			die_now();

@@ -740,6 +740,59 @@ static pid_t start_blocked(void)
 	return atomic_load(&blocked_tid);
 }
 
+/* Lines of /proc/self/maps, or entries of /proc/self/fd. */
+static size_t count_maps(void)
+{
+	FILE *f = fopen("/proc/self/maps", "r");
+	PW_CHECK(f != NULL, "open maps");
+	size_t n = 0;
+	for (int c; (c = fgetc(f)) != EOF;)
+		n += c == '\n';
+	fclose(f);
+	return n;
+}
+
+static size_t count_fds(void)
+{
+	size_t n = 0;
+	for (int fd = 0; fd < 1024; fd++)
+		n += fcntl(fd, F_GETFD) != -1;
+	return n;
+}
+
+/* The helper shares the process's memory (CLONE_VM) on a stack and table
+ * procwide maps for it: each call must unmap them, close its socket and
+ * reap the helper, on the parked path and with PROCWIDE_PTRACE_ALL. */
+static void helper_leaves_nothing_behind(void)
+{
+	start_blocked();
+	struct procwide_call call = {.nr = SYS_prctl, .args = {PR_SET_TIMERSLACK, 7000}};
+	unsigned flags[] = {0, PROCWIDE_PTRACE_ALL};
+	size_t maps = 0, fds = 0;
+	for (int round = 0; round < 12; round++) {
+		struct procwide_opts opts = {.size = sizeof opts, .flags = flags[round % 2]};
+		struct procwide_report rep = {.size = sizeof rep};
+		PW_CHECK(procwide_run(&call, &opts, &rep) == 0, "%s", rep.message);
+		pw_expect_thread(&rep, atomic_load(&blocked_tid), PROCWIDE_PATH_PTRACE,
+				 PROCWIDE_THREAD_OK);
+		procwide_report_release(&rep);
+		if (round == 1) { /* after one call of each kind */
+			maps = count_maps();
+			fds = count_fds();
+		} else if (round > 1) {
+			PW_EQ_LONG(count_maps(), maps);
+			PW_EQ_LONG(count_fds(), fds);
+		}
+		siginfo_t si;
+		memset(&si, 0, sizeof si);
+		errno = 0;
+		/* No child at all, running or not reaped. */
+		PW_CHECK(waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT | __WALL) == -1 &&
+				 errno == ECHILD,
+			 "a child is left after call %d: pid %d", round, (int)si.si_pid);
+	}
+}
+
 static char new_name[16] = "pw-changed";
 
 static void expect_refusal(int want_errno, const char *want_text)
@@ -1003,6 +1056,7 @@ int main(int argc, char **argv)
 		PW_CASE(landlock_signal_scope_is_a_refusal),
 		PW_CASE(helper_dying_mid_batch_direct),
 		PW_CASE(helper_dying_mid_batch_parked),
+		PW_CASE(helper_leaves_nothing_behind),
 	};
 	return pw_main(argc, argv, cases, sizeof cases / sizeof cases[0]);
 }
