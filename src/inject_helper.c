@@ -164,8 +164,6 @@ static int seize_start(struct held *h, pid_t pid, int *stage)
  * there, should the code begin less than a word before the pc). */
 static enum pw_arch_entry entry_of(const struct held *h)
 {
-	if (!pw_arch_in_syscall(&h->saved))
-		return PW_ENTRY_UNKNOWN; /* not in one: nothing to restart */
 	unsigned long w, pc = pw_arch_pc(&h->saved);
 	if (!pw_is_err(ptrace4(PW_PTRACE_PEEKTEXT, h->tid, (long)(pc - sizeof w), (long)&w)))
 		return pw_arch_entry_ending(w);
@@ -231,7 +229,9 @@ static int seize_finish(struct held *h, pid_t pid, int *stage)
 		*stage = PW_STAGE_ARCH;
 		return -EINVAL;
 	}
-	h->resume = pw_arch_resume_regs(&h->saved, entry_of(h));
+	h->resume = pw_arch_resume_regs(&h->saved, pw_arch_resume_needs_entry(&h->saved)
+							   ? entry_of(h)
+							   : PW_ENTRY_UNKNOWN);
 	if (!pw_arch_in_syscall(&h->saved))
 		rseq_abort(h);
 	h->have_regs = 1;

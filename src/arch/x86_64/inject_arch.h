@@ -157,19 +157,27 @@ static inline int pw_arch_eintr_is_restartable(long nr)
 	}
 }
 
+/* Whether the registers to put back depend on how the thread entered its
+ * call (pw_arch_resume_regs): only for the -EINTR of a wait that restarts
+ * after a stop.  Only waits known to return EINTR after a stop with nothing
+ * done: a close() on some file systems or a connect() has already acted
+ * when it returns EINTR, and must not be redone.  The helper reads the
+ * entry instruction only then, not for every thread. */
+static inline int pw_arch_resume_needs_entry(const struct pw_regs *saved)
+{
+	return pw_arch_in_syscall(saved) && (long)saved->rax == -PW_EINTR &&
+	       pw_arch_eintr_is_restartable((long)saved->orig_rax);
+}
+
 /* The registers to put back: the saved ones (see above), with the -EINTR
- * of a wait that restarts after a stop turned into -ERESTARTNOHAND; only
- * for a call made with `syscall`, since the list above holds x86_64
- * numbers (one made with int $0x80 keeps its EINTR). */
+ * of such a wait turned into -ERESTARTNOHAND; only for a call made with
+ * `syscall`, since the list above holds x86_64 numbers (one made with
+ * int $0x80 keeps its EINTR). */
 static inline struct pw_regs pw_arch_resume_regs(const struct pw_regs *saved,
 						 enum pw_arch_entry entry)
 {
 	struct pw_regs r = *saved;
-	/* Only waits known to return EINTR after a stop with nothing done: a
-	 * close() on some file systems or a connect() has already acted when
-	 * it returns EINTR, and must not be redone. */
-	if (pw_arch_in_syscall(&r) && (long)r.rax == -PW_EINTR && entry == PW_ENTRY_SYSCALL &&
-	    pw_arch_eintr_is_restartable((long)r.orig_rax))
+	if (pw_arch_resume_needs_entry(&r) && entry == PW_ENTRY_SYSCALL)
 		r.rax = (unsigned long)-PW_ERESTARTNOHAND;
 	return r;
 }
