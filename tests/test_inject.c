@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stddef.h>
@@ -59,7 +60,7 @@ static void handle(int sig, void (*fn)(int), int sa_flags)
 	PW_CHECK(sigaction(sig, &sa, NULL) == 0, "sigaction");
 }
 
-/* Waits until thread tid sleeps in system call nr. */
+/* Waits until thread tid sleeps in system call nr (any, if nr is -1). */
 static void wait_in_syscall(pid_t tid, long nr)
 {
 	char path[64], buf[64];
@@ -69,8 +70,8 @@ static void wait_in_syscall(pid_t tid, long nr)
 		PW_CHECK(f != NULL, "open %s", path);
 		/* "running" for a thread on a CPU: no number, not read(2)'s 0. */
 		long got;
-		bool in = fgets(buf, sizeof buf, f) && sscanf(buf, "%ld", &got) == 1 && got == nr &&
-			  pw_task_state(tid) == 'S';
+		bool in = fgets(buf, sizeof buf, f) && sscanf(buf, "%ld", &got) == 1 &&
+			  (got == nr || nr == -1) && pw_task_state(tid) == 'S';
 		fclose(f);
 		if (in)
 			return;
@@ -146,9 +147,11 @@ static void read_on_pipe_resumes(void)
 	PW_CHECK(pipe(pfd) == 0, "pipe");
 	atomic_store(&reader_ret, -2);
 	pthread_t t;
-	nnp_everywhere(start_reader(&t, reader_main, &reader_tid));
-	usleep(20000);
-	PW_EQ_LONG(atomic_load(&reader_ret), -2); /* still reading */
+	pid_t tid = start_reader(&t, reader_main, &reader_tid);
+	nnp_everywhere(tid);
+	/* Back to sleep in read() (had it returned, the thread would end). */
+	wait_in_syscall(tid, SYS_read);
+	PW_EQ_LONG(atomic_load(&reader_ret), -2);
 	PW_CHECK(write(pfd[1], "z", 1) == 1, "write");
 	pthread_join(t, NULL);
 	PW_EQ_LONG(atomic_load(&reader_ret), 1);
@@ -220,7 +223,9 @@ static void wait_completes_normally(enum wait_kind k)
 	atomic_store(&waiter_ret, -99);
 	pthread_t t;
 	pid_t tid = start_thread(&t, waiter_main, NULL, &waiter_tid);
-	usleep(50000);
+	/* Its wait is the first call after it published its tid that
+	 * sleeps (the number differs between C libraries). */
+	wait_in_syscall(tid, -1);
 	nnp_everywhere(tid);
 	pthread_join(t, NULL);
 	PW_CHECK(atomic_load(&waiter_ret) == 0, "returned %ld errno %ld (%s)",
@@ -868,12 +873,22 @@ static void thread_running_32bit_code(void)
 	unsigned char *code = mmap(NULL, 4096, PROT_READ | PROT_WRITE | PROT_EXEC,
 				   MAP_PRIVATE | MAP_ANONYMOUS | MAP_32BIT, -1, 0);
 	PW_CHECK(code != MAP_FAILED, "mmap MAP_32BIT");
-	code[0] = 0xeb; /* jmp . */
-	code[1] = 0xfe;
+	/* In 32-bit code: movl $1, %ss:flag (an absolute address below
+	 * 4 GiB, MAP_32BIT; through ss, since a 64-bit task's ds is the null
+	 * selector, which compat mode does not accept); jmp . */
+	volatile uint32_t *flag = (volatile uint32_t *)(void *)(code + 64); /* aligned: page + 64 */
+	uint32_t at = (uint32_t)(uintptr_t)flag, one = 1;
+	code[0] = 0x36;
+	code[1] = 0xc7;
+	code[2] = 0x05;
+	memcpy(code + 3, &at, 4);
+	memcpy(code + 7, &one, 4);
+	code[11] = 0xeb;
+	code[12] = 0xfe;
 	pthread_t t;
 	start_thread(&t, compat_main, code, &blocked_tid);
-	/* It published its tid two instructions before the far return. */
-	usleep(50000);
+	while (*flag == 0) /* it runs 32-bit code now */
+		sched_yield();
 	expect_refusal(EINVAL, "32-bit code");
 	/* The thread never returns: the case's process ends with it. */
 }
