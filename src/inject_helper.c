@@ -150,6 +150,8 @@ static int seize_start(struct held *h, pid_t pid, int *stage)
 		*stage = PW_STAGE_TGID;
 		return (int)alive;
 	}
+	/* TRACESYSGOOD also keeps a release by exit from sending SIGTRAP
+	 * (see PW_INJ_RELEASE). */
 	long r = ptrace4(PW_PTRACE_SEIZE, h->tid, 0, PW_PTRACE_O_TRACESYSGOOD);
 	if (pw_is_err(r))
 		return (int)r;
@@ -396,7 +398,23 @@ void procwide__inject_helper_main(void *arg)
 			release_all(H);
 			reply(H, 0, 0, 0, 1, PW_STAGE_NONE);
 		} else if (q.op == PW_INJ_RELEASE) {
-			release_all(H);
+			/* The kernel lets every thread go as this process exits
+			 * (exit_ptrace), in one pass under tasklist_lock: a
+			 * PTRACE_DETACH each, every one waking a thread that
+			 * preempts the helper, cost 9 us a thread here.  What a
+			 * detach adds is its data, the signal to deliver (0).
+			 * Released by the tracer's exit, a thread takes the code
+			 * of its stop as that signal (since Linux 5.19, "ptrace:
+			 * Admit ptrace_stop can generate spurious SIGTRAPs"):
+			 * at a system call stop, with PTRACE_O_TRACESYSGOOD,
+			 * SIGTRAP | 0x80, which is no valid signal and is
+			 * dropped (send_sig_info); an interrupt stop's code is
+			 * not used.  Registers and masks are back already,
+			 * except where putting them back failed: those are tried
+			 * again and detached here. */
+			for (uint32_t i = 0; i < H->cap; i++)
+				if (H->t[i].seized && (H->t[i].have_regs || H->t[i].masked))
+					detach(&H->t[i]);
 			reply(H, 0, 0, 0, 1, PW_STAGE_NONE);
 			die_now();
 		} else {
