@@ -33,6 +33,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -158,20 +159,49 @@ int procwide__inject_active(void)
 	return inj.helper > 0;
 }
 
+/* Waits until the helper has exited and is reaped (or another waiter
+ * reaped it, ECHILD: an exited process uses no memory of ours any more),
+ * for at most `ns` unless it is UINT64_MAX.  1 once it is gone. */
+static int reap_helper(uint64_t ns)
+{
+	uint64_t end = ns == UINT64_MAX ? UINT64_MAX : now_ns() + ns;
+	for (;;) {
+		int st;
+		long r = pw_sys6(SYS_wait4, inj.helper, (long)&st,
+				 PW_WCLONE | (ns == UINT64_MAX ? 0 : WNOHANG), 0, 0, 0);
+		if (r != 0 && r != -EINTR)
+			return 1;
+		if (r == 0 && now_ns() >= end)
+			return 0;
+		if (r == 0) {
+			struct timespec ts = {0, 1000000};
+			nanosleep(&ts, NULL);
+		}
+	}
+}
+
 static void kill_helper(void)
 {
+	int gone = 1;
 	if (inj.helper > 0) {
-		pw_sys3(SYS_kill, inj.helper, SIGKILL, 0);
-		int st;
-		long r;
-		/* Its memory is unmapped below, so it must be gone first: a
-		 * wait that returns has reaped it (or another waiter did,
-		 * ECHILD: an exited process uses no memory of ours any more). */
-		do
-			r = pw_sys6(SYS_wait4, inj.helper, (long)&st, PW_WCLONE, 0, 0, 0);
-		while (r == -EINTR);
+		/* The socket is closed first: a helper waiting for a request
+		 * then reads EOF, lets every thread go and exits by itself.
+		 * That is what ends it when the signal is refused: a call that
+		 * changed this process's ids (a policy's session) can leave it
+		 * without the right to signal a helper started with the old
+		 * ones (kill's credential check). */
+		if (inj.sock >= 0)
+			close(inj.sock);
+		inj.sock = -1;
+		long k = pw_sys3(SYS_kill, inj.helper, SIGKILL, 0);
+		/* Its memory is unmapped below, so it must be gone first.  A
+		 * helper that can be neither signalled nor reached in 2 s
+		 * (stuck waiting for a thread in uninterruptible sleep) is
+		 * left to exit on its own, with its memory: better a leak
+		 * than a call that never returns. */
+		gone = reap_helper(k == 0 ? UINT64_MAX : 2000000000ull);
 	}
-	if (inj.mem)
+	if (inj.mem && gone)
 		munmap(inj.mem, inj.memlen);
 	inj.mem = NULL;
 	inj.memlen = 0;
