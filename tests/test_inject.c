@@ -434,34 +434,93 @@ static void *interrupted_main(void *arg)
 	return NULL;
 }
 
+/* A thread that spends its time in vfork(), whose child exits only when a
+ * byte comes on slow_pipe.  The kernel lets a thread stop only once that
+ * wait is over (a killable sleep): while procwide waits for it, the threads
+ * it stopped with it stay held, until the watcher has signalled one of
+ * them and confirmed it, then lets the child go. */
+static atomic_bool slow_stop;
+static atomic_int slow_tid;
+static int slow_pipe[2];
+
+static void *slow_main(void *arg)
+{
+	(void)arg;
+	atomic_store(&slow_tid, pw_gettid());
+	while (!atomic_load(&slow_stop)) {
+		pid_t c = vfork();
+		if (c == 0) {
+			char b;
+			_exit(read(slow_pipe[0], &b, 1) == 1 ? 0 : 1);
+		}
+		if (c > 0)
+			waitpid(c, NULL, 0);
+	}
+	return NULL;
+}
+
+/* Whether thread tid of pid is in a tracing stop with SIGUSR1 pending for
+ * it (SigPnd) or for the process (ShdPnd, process_wide). */
+static bool held_with_usr1(pid_t pid, pid_t tid, bool process_wide)
+{
+	char path[64], line[128];
+	snprintf(path, sizeof path, "/proc/%d/task/%d/status", (int)pid, (int)tid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return false;
+	bool traced = false, pending = false;
+	const char *want = process_wide ? "ShdPnd:" : "SigPnd:";
+	while (fgets(line, sizeof line, f)) {
+		if (strncmp(line, "State:", 6) == 0)
+			traced = strchr(line, 't') != NULL && strstr(line, "tracing stop") != NULL;
+		else if (strncmp(line, want, 7) == 0)
+			pending = (strtoull(line + 7, NULL, 16) >> (SIGUSR1 - 1)) & 1;
+	}
+	fclose(f);
+	return traced && pending;
+}
+
 /* A watcher process: sends SIGUSR1 once it sees thread tid of pid in a
- * tracing stop ('t'), to the thread, or to the process (process_wide),
- * then exits 0; 1 if it never saw it. */
+ * tracing stop ('t') while the slow thread is in vfork ('D'), so that
+ * procwide cannot let it go yet; to the thread, or to the process
+ * (process_wide).  Then it checks that the thread is still held with the
+ * signal pending, lets the vfork child go, and exits 0; 3 if the check
+ * failed, 1 if it never saw the thread held. */
+/* The state letter of thread tid of process pid (from another process). */
+static char state_of(pid_t pid, pid_t tid)
+{
+	char path[64], b[256];
+	snprintf(path, sizeof path, "/proc/%d/task/%d/stat", (int)pid, (int)tid);
+	int fd = open(path, O_RDONLY);
+	long n = fd < 0 ? -1 : read(fd, b, sizeof b - 1);
+	if (fd >= 0)
+		close(fd);
+	if (n <= 0)
+		return 0;
+	b[n] = '\0';
+	char *p = strrchr(b, ')');
+	return p && p[1] == ' ' ? p[2] : 0;
+}
+
 static pid_t start_stop_watcher(pid_t pid, pid_t tid, bool process_wide)
 {
-	char path[64];
-	snprintf(path, sizeof path, "/proc/%d/task/%d/stat", (int)pid, (int)tid);
 	pid_t w = fork();
 	PW_CHECK(w >= 0, "fork");
 	if (w != 0)
 		return w;
+	pid_t slow = atomic_load(&slow_tid);
 	for (long i = 0; i < 20000000; i++) {
-		int fd = open(path, O_RDONLY);
-		char b[256];
-		long n = fd < 0 ? -1 : read(fd, b, sizeof b - 1);
-		if (fd >= 0)
-			close(fd);
-		if (n <= 0)
+		char st = state_of(pid, tid);
+		if (st == 0)
 			_exit(2);
-		b[n] = '\0';
-		char *p = strrchr(b, ')');
-		if (p && p[1] == ' ' && p[2] == 't') {
-			if (process_wide)
-				kill(pid, SIGUSR1);
-			else
-				syscall(SYS_tgkill, pid, tid, SIGUSR1);
-			_exit(0);
-		}
+		if (st != 't' || state_of(pid, slow) != 'D')
+			continue;
+		if (process_wide)
+			kill(pid, SIGUSR1);
+		else
+			syscall(SYS_tgkill, pid, tid, SIGUSR1);
+		bool held = held_with_usr1(pid, tid, process_wide);
+		_exit(write(slow_pipe[1], "g", 1) == 1 && held ? 0 : 3);
 	}
 	_exit(1);
 }
@@ -482,6 +541,9 @@ static void signal_while_held(int sa_flags, bool process_wide)
 	sigemptyset(&usr1);
 	sigaddset(&usr1, SIGUSR1);
 	PW_CHECK(pthread_sigmask(SIG_BLOCK, &usr1, NULL) == 0, "block"); /* the reader alone */
+	PW_CHECK(pipe(slow_pipe) == 0, "pipe");
+	pthread_t slow;
+	start_thread(&slow, slow_main, NULL, &slow_tid); /* blocks USR1 too */
 	pid_t w = start_stop_watcher(getpid(), tid, process_wide);
 	int st = 0, round = 0;
 	for (; round < 1000 && waitpid(w, &st, WNOHANG) == 0; round++) {
@@ -494,8 +556,12 @@ static void signal_while_held(int sa_flags, bool process_wide)
 		waitpid(w, &st, 0);
 		PW_CHECK(false, "the watcher never saw the thread held in 1000 calls");
 	}
-	PW_CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "watcher status %#x", st);
+	PW_CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+		 "watcher status %#x (3: the thread was not held with the signal pending)", st);
 	pw_diag("the watcher saw the thread held during call %d", round);
+	atomic_store(&slow_stop, true);
+	PW_CHECK(write(slow_pipe[1], "g", 1) == 1, "write"); /* the last vfork child */
+	pthread_join(slow, NULL);
 	for (int i = 0; i < 2000 && atomic_load(&usr1_seen) == 0; i++)
 		usleep(1000);
 	PW_EQ_LONG(atomic_load(&usr1_seen), 1);
