@@ -659,18 +659,29 @@ static void rseq_thread_resumes_at_its_abort_handler(void)
 	handle(SIGUSR2, on_usr2, 0);
 	pthread_t t;
 	pid_t tid = start_thread(&t, rseq_main, NULL, &rseq_tid);
-	usleep(20000);
-	for (int round = 0; round < 5; round++) {
+	/* The thread spins inside its sequence but for two instructions (the
+	 * arming and the abort handler): stopped there, it resumes at the
+	 * abort handler, which counts.  Ten calls: at least one must have
+	 * found it inside. */
+	int aborted = 0;
+	for (int round = 0; round < 10; round++) {
 		struct procwide_call call = {.nr = SYS_setresuid, .args = {-1, -1, -1}};
 		struct procwide_opts opts = {.size = sizeof opts, .flags = PROCWIDE_PTRACE_ALL};
 		struct procwide_report rep = {.size = sizeof rep};
+		int before = atomic_load(&rseq_aborts);
 		PW_CHECK(procwide_run(&call, &opts, &rep) == 0, "%s", rep.message);
 		pw_expect_thread(&rep, tid, PROCWIDE_PATH_PTRACE, PROCWIDE_THREAD_OK);
 		procwide_report_release(&rep);
-		usleep(10000);
+		/* Let it run again: a sequence dropped without an abort shows
+		 * at its next comparison. */
+		for (int i = 0; i < 200 && atomic_load(&rseq_aborts) == before &&
+				atomic_load(&rseq_ret) == -99; i++)
+			usleep(1000);
+		aborted += atomic_load(&rseq_aborts) != before;
 		PW_CHECK(atomic_load(&rseq_ret) == -99,
 			 "call %d: the thread found its sequence dropped without an abort", round);
 	}
+	PW_CHECK(aborted > 0, "no call found the thread inside its sequence");
 	/* A signal aborts the sequence: the handler sees stop and returns. */
 	atomic_store(&rseq_stop, 1);
 	for (int i = 0; i < 2000 && atomic_load(&rseq_ret) == -99; i++) {
