@@ -20,7 +20,7 @@
  * protection), Yama's ptrace_scope. */
 #include "inject.h"
 #include "internal.h"
-#include "arch/x86_64/clone_arch.h"
+#include "arch/x86_64/inject_arch.h"
 
 #include <errno.h>
 #include <fcntl.h>
