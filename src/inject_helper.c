@@ -259,7 +259,8 @@ static void run_all(struct pw_helper *H, long nr, const long args[6])
 	for (uint32_t i = 0; i < H->cap; i++) {
 		if (!t[i].seized)
 			continue;
-		struct pw_regs regs = t[i].saved;
+		struct pw_regs regs;
+		pw_regs_copy(&regs, &t[i].saved);
 		pw_arch_prepare_call(&regs, nr, args);
 		t[i].err = 0;
 		/* Every signal blocked while it runs the call, so that none is
@@ -403,13 +404,12 @@ void procwide__inject_helper_main(void *arg)
 			 * PTRACE_DETACH each, every one waking a thread that
 			 * preempts the helper, cost 9 us a thread here.  What a
 			 * detach adds is its data, the signal to deliver (0).
-			 * Released by the tracer's exit, a thread takes the code
-			 * of its stop as that signal (since Linux 5.19, "ptrace:
-			 * Admit ptrace_stop can generate spurious SIGTRAPs"):
-			 * at a system call stop, with PTRACE_O_TRACESYSGOOD,
-			 * SIGTRAP | 0x80, which is no valid signal and is
-			 * dropped (send_sig_info); an interrupt stop's code is
-			 * not used.  Registers and masks are back already,
+			 * Released by its tracer's exit, a thread at a system
+			 * call stop takes the code of the stop as that signal
+			 * (ptrace_report_syscall sends it): with
+			 * PTRACE_O_TRACESYSGOOD that is SIGTRAP | 0x80, no valid
+			 * signal, dropped (send_sig_info); an interrupt stop's
+			 * code is not used.  Registers and masks are back already,
 			 * except where putting them back failed: those are tried
 			 * again and detached here. */
 			for (uint32_t i = 0; i < H->cap; i++)

@@ -111,6 +111,18 @@ static inline int pw_arch_is_64bit(const struct pw_regs *r)
 #define PW_EINTR 4
 #define PW_ERESTARTNOHAND 514
 
+/* A copy of a register set, word by word through a volatile pointer: a
+ * structure assignment of this size becomes a call to the C library's
+ * memcpy with clang (an ASan build's interceptor), which the helper must
+ * not make. */
+static inline void pw_regs_copy(struct pw_regs *dst, const struct pw_regs *src)
+{
+	const volatile unsigned long *s = (const volatile unsigned long *)src;
+	unsigned long *d = (unsigned long *)dst;
+	for (unsigned i = 0; i < sizeof *src / sizeof *s; i++)
+		d[i] = s[i];
+}
+
 static inline void pw_arch_prepare_call(struct pw_regs *r, long nr, const long args[6])
 {
 	r->rip = (unsigned long)(uintptr_t)procwide__inject_gadget;
