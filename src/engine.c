@@ -990,18 +990,21 @@ int procwide__release(enum pw_phase ph, uint64_t deadline)
 		parked += slot_state(i) == PW_S_ARRIVED;
 	}
 	atomic_store(&procwide__shared.remaining, parked);
-	atomic_store_explicit(&procwide__shared.phase, ph, memory_order_release);
-	pw_futex_wake(&procwide__shared.phase, INT_MAX);
-
 	if (procwide__inject_active()) {
-		/* While the signalled threads run, the helper runs the call in
-		 * the stopped ones (GO), then lets them all go. */
+		/* The helper runs the call in the stopped threads (GO) and is
+		 * ended before any parked thread goes on: a parked thread that
+		 * has run the call goes back to application code with what the
+		 * call took away, and must not find alive a helper that shares
+		 * its memory with the privileges of before (src/inject.c).
+		 * The caller has run it, but runs only procwide until then. */
 		if (ph == PW_GO && E.nseized &&
 		    procwide__inject_run_all(procwide__shared.nr, procwide__shared.args, deadline,
 					     procwide__on_injected, NULL) != 0)
 			procwide__die("procwide: the ptrace helper did not finish the call after other threads had run it; killing the process so that no thread runs half-changed\n");
 		procwide__inject_end();
 	}
+	atomic_store_explicit(&procwide__shared.phase, ph, memory_order_release);
+	pw_futex_wake(&procwide__shared.phase, INT_MAX);
 
 	/* The deadline bounds a wait without progress: on a loaded machine
 	 * (threads spinning on every core) parked threads may take long to be

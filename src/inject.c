@@ -8,18 +8,29 @@
  * is made with a raw
  * clone() with no exit signal: the C library's fork() would take its
  * allocator locks, which a parked thread may hold, and an exit signal would
- * reach the application's SIGCHLD handler or waitpid(-1) loop.  It shares
- * the process's memory (CLONE_VM): a copy of the address space costs
- * about 1 ms on these machines for a process of 200 threads, to make and
- * to tear down, more than the whole injection of 100 threads (README).
- * It runs on a stack and table this file maps, and unmaps only once the
- * helper has exited; the mapping is not inherited by a fork().
+ * reach the application's SIGCHLD handler or waitpid(-1) loop.
+ *
+ * For one call it shares the process's memory (CLONE_VM): a copy of the
+ * address space costs about 1 ms here for a process of 200 threads, to
+ * make and to tear down, more than the whole injection of 100 threads
+ * (README).  It runs on a stack and table this file maps (not inherited by
+ * a fork()), unmapped once the helper is reaped.  Such a helper keeps the
+ * privileges of before the call and no seccomp filter or Landlock domain
+ * the call adds; any thread that runs application code after the call
+ * could write its stack.  So it must be gone before any thread that ran
+ * the call goes on: the engine ends it before it lets the parked threads
+ * go (procwide__release), the threads it holds are let go by its exit,
+ * after it has left the address space (do_exit runs exit_mm before
+ * exit_ptrace), and one that cannot be ended kills the process.  A
+ * policy's session keeps its helper while such threads run: that one is a
+ * copy, with memory of its own.
  *
  * Before starting it, procwide checks what would make ptrace fail and says
  * which: a process that is not dumpable (procwide never lowers that
  * protection), Yama's ptrace_scope. */
 #include "inject.h"
 #include "internal.h"
+#include "call.h"
 #include "arch/x86_64/inject_arch.h"
 
 #include <errno.h>
@@ -54,7 +65,7 @@ static struct {
 	uint32_t cap; /* slots its table holds */
 	int session; /* kept between calls until the session ends */
 	bool split; /* forked after the threads' Landlock domains split */
-	void *mem;  /* its guard page, stack and state */
+	void *mem;  /* its guard page, stack and state, if shared */
 	size_t memlen;
 } inj = {-1, 0, 0, 0, 0, 0, false, NULL, 0};
 
@@ -180,7 +191,9 @@ static int reap_helper(uint64_t ns)
 	}
 }
 
-static void kill_helper(void)
+/* Ends the helper: `exiting` when it has answered a release and exits by
+ * itself, else it is killed. */
+static void end_helper(bool exiting)
 {
 	int gone = 1;
 	if (inj.helper > 0) {
@@ -193,16 +206,19 @@ static void kill_helper(void)
 		if (inj.sock >= 0)
 			close(inj.sock);
 		inj.sock = -1;
-		long k = pw_sys3(SYS_kill, inj.helper, SIGKILL, 0);
+		long k = exiting ? 0 : pw_sys3(SYS_kill, inj.helper, SIGKILL, 0);
 		/* Its memory is unmapped below, so it must be gone first.  A
 		 * helper that can be neither signalled nor reached in 2 s
 		 * (stuck waiting for a thread in uninterruptible sleep) is
-		 * left to exit on its own, with its memory: better a leak
-		 * than a call that never returns. */
+		 * left to exit on its own if it is a copy: better a leak than
+		 * a call that never returns.  One that shares this process's
+		 * memory cannot be left running (see the top of this file). */
 		gone = reap_helper(k == 0 ? UINT64_MAX : 2000000000ull);
+		if (!gone && inj.mem)
+			procwide__die("procwide: the ptrace helper, which shares this process's memory with the privileges it had before the call, could not be ended; killing the process\n");
 	}
-	if (inj.mem && gone)
-		munmap(inj.mem, inj.memlen);
+	if (inj.mem)
+		pw_sys3(SYS_munmap, (long)inj.mem, (long)inj.memlen, 0);
 	inj.mem = NULL;
 	inj.memlen = 0;
 	if (inj.sock >= 0)
@@ -215,6 +231,11 @@ static void kill_helper(void)
 	inj.session = 0; /* a helper gone ends its session: no other replaces it */
 	in.n = in.next = 0;
 	outq.n = 0;
+}
+
+static void kill_helper(void)
+{
+	end_helper(false);
 }
 
 /* The process whose threads have Landlock domains of their own (see
@@ -263,9 +284,18 @@ int procwide__inject_possible(void)
 	       ptrace_refused(NULL, 0) == 0;
 }
 
+static int start_helper(uint32_t cap, bool share, char *why, size_t whysz);
+
 int procwide__inject_begin(uint32_t cap, uint64_t deadline, char *why, size_t whysz)
 {
 	(void)deadline;
+	return start_helper(cap, true, why, whysz);
+}
+
+/* Starts the helper for a table of cap threads (or keeps the one there),
+ * sharing this process's memory or as a copy (see the top of this file). */
+static int start_helper(uint32_t cap, bool share, char *why, size_t whysz)
+{
 	forget_if_forked();
 	if (inj.helper > 0 && cap <= inj.cap)
 		return 0;
@@ -291,17 +321,21 @@ int procwide__inject_begin(uint32_t cap, uint64_t deadline, char *why, size_t wh
 	pid_t parent = pw_getpid();
 	long page = sysconf(_SC_PAGESIZE);
 	size_t len = (size_t)page + PW_HELPER_STACK + procwide__inject_helper_size(cap);
-	char *mem = mmap(NULL, len, PROT_READ | PROT_WRITE,
+	/* Raw calls: musl's munmap and mmap wait for a lock that a thread
+	 * parked by procwide may hold (__vm_wait). */
+	long m = pw_sys6(SYS_mmap, 0, (long)len, PROT_READ | PROT_WRITE,
 			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (mem == MAP_FAILED || mprotect(mem, (size_t)page, PROT_NONE) != 0 ||
-	    madvise(mem, len, MADV_DONTFORK) != 0) {
-		int e = -errno;
-		if (mem != MAP_FAILED)
-			munmap(mem, len);
+	char *mem = pw_is_err(m) ? NULL : (char *)m;
+	long me = pw_is_err(m) ? m : pw_sys3(SYS_mprotect, m, page, PROT_NONE);
+	if (!me && share)
+		me = pw_sys3(SYS_madvise, m, (long)len, MADV_DONTFORK);
+	if (me) {
+		if (mem)
+			pw_sys3(SYS_munmap, m, (long)len, 0);
 		close(sv[0]);
 		close(sv[1]);
-		snprintf(why, whysz, "memory for the ptrace helper: %s", errname(e));
-		return e;
+		snprintf(why, whysz, "memory for the ptrace helper: %s", errname((int)me));
+		return (int)me;
 	}
 	char *top = mem + page + PW_HELPER_STACK; /* the stack ends at its state */
 	void *helper = procwide__inject_helper_init(top, sv[1], parent, cap);
@@ -310,17 +344,19 @@ int procwide__inject_begin(uint32_t cap, uint64_t deadline, char *why, size_t wh
 	 * stack with this thread's TLS).  Exit signal 0: no SIGCHLD. */
 	uint64_t all = ~0ULL, old;
 	pw_rt_sigprocmask(SIG_SETMASK, &all, &old);
-	long child = procwide__arch_clone_vm(PW_CLONE_VM, top, procwide__inject_helper_main, helper);
+	long child = procwide__arch_clone_vm(share ? PW_CLONE_VM : 0, top,
+					     procwide__inject_helper_main, helper);
 	pw_rt_sigprocmask(SIG_SETMASK, &old, NULL);
 	close(sv[1]);
+	if (pw_is_err(child) || !share) /* a copy has its own: ours goes */
+		pw_sys3(SYS_munmap, m, (long)len, 0);
 	if (pw_is_err(child)) {
-		munmap(mem, len);
 		close(sv[0]);
 		snprintf(why, whysz, "cannot start the ptrace helper: %s", errname((int)child));
 		return (int)child;
 	}
-	inj.mem = mem;
-	inj.memlen = len;
+	inj.mem = share ? mem : NULL;
+	inj.memlen = share ? len : 0;
 	inj.sock = sv[0];
 	inj.helper = (pid_t)child;
 	inj.owner = parent;
@@ -503,9 +539,7 @@ void procwide__inject_end(void)
 	/* Detaching is quick; should the helper not answer, killing it
 	 * detaches every thread it holds (the kernel does that for a dying
 	 * tracer) with the registers it already restored. */
-	if (send_req(&q) == 0)
-		recv_rep(&r, now_ns() + 2000000000ull);
-	kill_helper();
+	end_helper(send_req(&q) == 0 && recv_rep(&r, now_ns() + 2000000000ull) == 0);
 }
 
 void procwide__inject_abort(void)
@@ -517,7 +551,7 @@ void procwide__inject_abort(void)
 
 int procwide__inject_session_begin(uint32_t cap, char *why, size_t whysz)
 {
-	int e = procwide__inject_begin(cap, UINT64_MAX, why, whysz);
+	int e = start_helper(cap, false, why, whysz);
 	if (!e)
 		inj.session = 1;
 	return e;

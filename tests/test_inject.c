@@ -4,6 +4,7 @@
 #include "harness.h"
 #include "procwide.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -878,6 +879,131 @@ static void helper_leaves_nothing_behind(void)
 	}
 }
 
+/* A thread that answers signals and watches its timer slack: once it has
+ * the new value (it has run the call and gone back to its own code), it
+ * checks whether the process has a child, the helper alive or unreaped. */
+static atomic_long slack_want, slack_round_seen;
+static atomic_int slack_helper_seen;
+static atomic_bool slack_stop;
+
+static void *slack_watch_main(void *arg)
+{
+	(void)arg;
+	long seen = -1;
+	while (!atomic_load(&slack_stop)) {
+		long want = atomic_load(&slack_want);
+		if (want == seen || prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0) != want)
+			continue;
+		siginfo_t si;
+		memset(&si, 0, sizeof si);
+		if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT | __WALL) == 0)
+			atomic_fetch_add(&slack_helper_seen, 1);
+		seen = want;
+		atomic_store(&slack_round_seen, want);
+	}
+	return NULL;
+}
+
+/* The helper keeps the privileges of before the call and shares the
+ * process's memory: no thread that has run the call may run its own code
+ * while the helper is alive.  The parked threads go on only once it has
+ * been reaped. */
+static void helper_gone_before_threads_go_on(void)
+{
+	start_blocked();
+	pthread_t t;
+	PW_CHECK(pthread_create(&t, NULL, slack_watch_main, NULL) == 0, "create");
+	for (long round = 0; round < 20; round++) {
+		long want = 60000 + round;
+		atomic_store(&slack_want, want);
+		struct procwide_call call = {.nr = SYS_prctl, .args = {PR_SET_TIMERSLACK, want}};
+		struct procwide_report rep = {.size = sizeof rep};
+		PW_CHECK(procwide_run(&call, NULL, &rep) == 0, "%s", rep.message);
+		pw_expect_thread(&rep, atomic_load(&blocked_tid), PROCWIDE_PATH_PTRACE,
+				 PROCWIDE_THREAD_OK);
+		procwide_report_release(&rep);
+		for (int i = 0; i < 2000 && atomic_load(&slack_round_seen) != want; i++)
+			usleep(1000);
+		PW_EQ_LONG(atomic_load(&slack_round_seen), want);
+	}
+	atomic_store(&slack_stop, true);
+	pthread_join(t, NULL);
+	PW_EQ_LONG(atomic_load(&slack_helper_seen), 0);
+}
+
+/* A policy's session keeps its helper while threads that already have the
+ * policy's first steps run their own code: that helper must not share the
+ * process's memory.  A watcher thread, once it has no_new_privs, looks for
+ * the process's children (PPid) and asks the kernel whether one shares its
+ * memory (kcmp KCMP_VM). */
+static atomic_int session_seen, session_shared, session_kcmp_errno;
+static atomic_bool session_stop;
+
+/* The parent of process pid, or -1. */
+static pid_t ppid_of(pid_t pid)
+{
+	char path[64], line[128];
+	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return -1;
+	pid_t pp = -1;
+	while (fgets(line, sizeof line, f))
+		if (strncmp(line, "PPid:", 5) == 0)
+			pp = (pid_t)atoi(line + 5);
+	fclose(f);
+	return pp;
+}
+
+static void *session_watch_main(void *arg)
+{
+	(void)arg;
+	pid_t me = getpid();
+	while (!atomic_load(&session_stop)) {
+		if (prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) != 1)
+			continue;
+		DIR *d = opendir("/proc");
+		if (!d)
+			return NULL;
+		for (struct dirent *e; (e = readdir(d)) != NULL;) {
+			pid_t pid = (pid_t)atoi(e->d_name);
+			if (pid <= 0 || pid == me || ppid_of(pid) != me)
+				continue;
+			long k = syscall(SYS_kcmp, me, pid, 1 /* KCMP_VM */, 0, 0);
+			if (k < 0 && errno != ESRCH)
+				atomic_store(&session_kcmp_errno, errno);
+			if (k < 0)
+				continue;
+			atomic_fetch_add(&session_seen, 1);
+			atomic_fetch_add(&session_shared, k == 0);
+		}
+		closedir(d);
+	}
+	return NULL;
+}
+
+static void session_helper_is_a_copy(void)
+{
+	start_blocked();
+	pthread_t t;
+	PW_CHECK(pthread_create(&t, NULL, session_watch_main, NULL) == 0, "create");
+	struct procwide_policy p = {.size = sizeof p, .apply = PROCWIDE_POLICY_NO_NEW_PRIVS};
+	for (int round = 0; round < 200 && atomic_load(&session_seen) < 3; round++) {
+		struct procwide_sec_report rep = {.size = sizeof rep};
+		int step = -1;
+		PW_CHECK(procwide_apply_policy(&p, NULL, &rep, &step) == 0, "%s", rep.message);
+		p.apply = PROCWIDE_POLICY_NO_NEW_PRIVS | PROCWIDE_POLICY_AMBIENT_CLEAR;
+	}
+	atomic_store(&session_stop, true);
+	pthread_join(t, NULL);
+	if (atomic_load(&session_kcmp_errno) == ENOSYS)
+		pw_skip("kcmp(2) is not in this kernel (CONFIG_KCMP)");
+	PW_EQ_LONG(atomic_load(&session_kcmp_errno), 0);
+	PW_CHECK(atomic_load(&session_seen) > 0, "the watcher never saw the session's helper");
+	pw_diag("the watcher saw the helper %d times", atomic_load(&session_seen));
+	PW_EQ_LONG(atomic_load(&session_shared), 0);
+}
+
 static char new_name[16] = "pw-changed";
 
 static void expect_refusal(int want_errno, const char *want_text)
@@ -1152,6 +1278,8 @@ int main(int argc, char **argv)
 		PW_CASE(helper_dying_mid_batch_direct),
 		PW_CASE(helper_dying_mid_batch_parked),
 		PW_CASE(helper_leaves_nothing_behind),
+		PW_CASE(helper_gone_before_threads_go_on),
+		PW_CASE(session_helper_is_a_copy),
 	};
 	return pw_main(argc, argv, cases, sizeof cases / sizeof cases[0]);
 }
