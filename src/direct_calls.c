@@ -5,7 +5,8 @@
  * (rt_tgsigqueueinfo), read /proc/self/task through a descriptor it keeps,
  * start the ptrace helper for a thread that does not answer (a clone of the
  * caller: its credentials, seccomp filters, Landlock domain, resource
- * limits and scheduling policy), and it may run the call a second time in a
+ * limits and scheduling policy, after the call, so never more privileged
+ * than a thread that has run it), and it may run the call a second time in a
  * thread created during the call by one that had already run it.  Many
  * calls can break one of these: a seccomp filter or a Landlock domain can
  * forbid signals and ptrace; a change of ids makes the process

@@ -996,7 +996,8 @@ int procwide__release(enum pw_phase ph, uint64_t deadline)
 		 * has run the call goes back to application code with what the
 		 * call took away, and must not find alive a helper that shares
 		 * its memory with the privileges of before (src/inject.c).
-		 * The caller has run it, but runs only procwide until then. */
+		 * The caller has run it, but runs only procwide until then,
+		 * every signal blocked. */
 		if (ph == PW_GO && E.nseized &&
 		    procwide__inject_run_all(procwide__shared.nr, procwide__shared.args, deadline,
 					     procwide__on_injected, NULL) != 0)
@@ -1452,7 +1453,15 @@ static void engine_run(const struct pw_request *req, struct pw_result *res)
 		goto out;
 	}
 
-	/* Every other thread is parked: run it here first. */
+	/* Every other thread is parked: run it here first.  A helper that
+	 * shares the memory keeps the privileges of before the call: from
+	 * the moment this thread has run it until the helper is gone
+	 * (procwide__release), no handler of the application may run here
+	 * either.  The mask is put back at the end of the call. */
+	if (procwide__inject_shares_memory()) {
+		uint64_t all = ~0ULL;
+		pw_rt_sigprocmask(SIG_BLOCK, &all, NULL);
+	}
 	if (!procwide__run_in_caller(req, res)) {
 		abort_all();
 		build_report(req, res, false, NULL);

@@ -14,16 +14,19 @@
  * address space costs about 1 ms here for a process of 200 threads, to
  * make and to tear down, more than the whole injection of 100 threads
  * (README).  It runs on a stack and table this file maps (not inherited by
- * a fork()), unmapped once the helper is reaped.  Such a helper keeps the
- * privileges of before the call and no seccomp filter or Landlock domain
- * the call adds; any thread that runs application code after the call
- * could write its stack.  So it must be gone before any thread that ran
- * the call goes on: the engine ends it before it lets the parked threads
- * go (procwide__release), the threads it holds are let go by its exit,
- * after it has left the address space (do_exit runs exit_mm before
- * exit_ptrace), and one that cannot be ended kills the process.  A
- * policy's session keeps its helper while such threads run: that one is a
- * copy, with memory of its own.
+ * a fork()), unmapped once the helper has left.  Started on the parked
+ * path, such a helper keeps the privileges of before the call and no
+ * seccomp filter or Landlock domain the call adds; any thread that runs
+ * application code after the call could write its stack.  So no thread
+ * that ran the call runs its own code while it is alive: the caller blocks
+ * every signal from the moment it has run the call, the engine ends the
+ * helper before it lets the parked threads go (procwide__release), the
+ * threads it holds are let go by its exit, after it has left the address
+ * space (do_exit runs exit_mm before exit_ptrace), and one that cannot be
+ * ended kills the process.  (On the direct path it is started after the
+ * caller has run the call, with what the call took away.)  A policy's
+ * session keeps its helper while such threads run: that one is a copy,
+ * with memory of its own, and not dumpable, out of their reach.
  *
  * Before starting it, procwide checks what would make ptrace fail and says
  * which: a process that is not dumpable (procwide never lowers that
@@ -36,6 +39,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -170,52 +174,83 @@ int procwide__inject_active(void)
 	return inj.helper > 0;
 }
 
-/* Waits until the helper has exited and is reaped (or another waiter
- * reaped it, ECHILD: an exited process uses no memory of ours any more),
- * for at most `ns` unless it is UINT64_MAX.  1 once it is gone. */
-static int reap_helper(uint64_t ns)
+int procwide__inject_shares_memory(void)
 {
-	uint64_t end = ns == UINT64_MAX ? UINT64_MAX : now_ns() + ns;
+	return procwide__inject_active() && inj.mem != NULL;
+}
+
+/* Waits up to `ns` until the helper has left: its end of the socket closes
+ * as it exits, after it has left the address space (do_exit runs
+ * exit_files after exit_mm), so from then on it uses no memory of ours.
+ * Read from the socket, not from wait4, which a seccomp filter the call
+ * has just installed in this thread might refuse.  1 once it has left. */
+static int helper_left(uint64_t ns)
+{
+	uint64_t end = now_ns() + ns;
 	for (;;) {
-		int st;
-		long r = pw_sys6(SYS_wait4, inj.helper, (long)&st,
-				 PW_WCLONE | (ns == UINT64_MAX ? 0 : WNOHANG), 0, 0, 0);
-		if (r != 0 && r != -EINTR)
-			return 1;
-		if (r == 0 && now_ns() >= end)
+		uint64_t t = now_ns();
+		if (t >= end)
 			return 0;
-		if (r == 0) {
-			struct timespec ts = {0, 1000000};
+		struct pollfd p = {inj.sock, POLLIN, 0};
+		int k = poll(&p, 1, (int)((end - t + 999999) / 1000000));
+		if (k < 0 && errno != EINTR)
+			return 0; /* cannot tell */
+		if (k <= 0)
+			continue;
+		if (p.revents & (POLLHUP | POLLERR))
+			return 1;
+		struct pw_inject_rep r[8]; /* answers no one waits for */
+		ssize_t n = recv(inj.sock, r, sizeof r, MSG_DONTWAIT);
+		if (n == 0 || (n < 0 && errno == ECONNRESET))
+			return 1;
+	}
+}
+
+/* Reaps the helper once it has left, without waiting for a debugger that
+ * followed the clone and holds it: a zombie left unreaped is harmless. */
+static void reap_helper(void)
+{
+	for (int i = 0; i < 1000; i++) {
+		int st;
+		long r = pw_sys6(SYS_wait4, inj.helper, (long)&st, PW_WCLONE | WNOHANG, 0, 0, 0);
+		if (r != 0 && r != -EINTR)
+			return;
+		if (i < 100) {
+			sched_yield();
+		} else {
+			struct timespec ts = {0, 100000};
 			nanosleep(&ts, NULL);
 		}
 	}
 }
 
 /* Ends the helper: `exiting` when it has answered a release and exits by
- * itself, else it is killed. */
+ * itself. */
 static void end_helper(bool exiting)
 {
-	int gone = 1;
 	if (inj.helper > 0) {
-		/* The socket is closed first: a helper waiting for a request
-		 * then reads EOF, lets every thread go and exits by itself.
-		 * That is what ends it when the signal is refused: a call that
-		 * changed this process's ids (a policy's session) can leave it
+		/* SIGKILL even then: a helper stopped before its exit (SIGSTOP,
+		 * a debugger that followed the clone) must still go. */
+		long k = pw_sys3(SYS_kill, inj.helper, SIGKILL, 0);
+		/* Refused: a call that changed this process's ids can leave it
 		 * without the right to signal a helper started with the old
-		 * ones (kill's credential check). */
-		if (inj.sock >= 0)
-			close(inj.sock);
-		inj.sock = -1;
-		long k = exiting ? 0 : pw_sys3(SYS_kill, inj.helper, SIGKILL, 0);
-		/* Its memory is unmapped below, so it must be gone first.  A
-		 * helper that can be neither signalled nor reached in 2 s
-		 * (stuck waiting for a thread in uninterruptible sleep) is
-		 * left to exit on its own if it is a copy: better a leak than
-		 * a call that never returns.  One that shares this process's
-		 * memory cannot be left running (see the top of this file). */
-		gone = reap_helper(k == 0 ? UINT64_MAX : 2000000000ull);
-		if (!gone && inj.mem)
+		 * ones (kill's credential check).  Our end shut for writing, a
+		 * helper waiting for a request reads EOF, lets every thread
+		 * go, and exits. */
+		if (k != 0 && inj.sock >= 0)
+			shutdown(inj.sock, SHUT_WR);
+		/* Its memory is unmapped below, so it must have left first.
+		 * A helper that can be neither signalled nor reached (stuck on
+		 * a thread in uninterruptible sleep) is left to exit on its own
+		 * if it is a copy: better a leak than a call that never returns.
+		 * One that shares this process's memory cannot be left running
+		 * (see the top of this file). */
+		int left = inj.sock >= 0 &&
+			   helper_left(k == 0 || exiting ? 10000000000ull : 2000000000ull);
+		if (!left && inj.mem)
 			procwide__die("procwide: the ptrace helper, which shares this process's memory with the privileges it had before the call, could not be ended; killing the process\n");
+		if (left)
+			reap_helper();
 	}
 	if (inj.mem)
 		pw_sys3(SYS_munmap, (long)inj.mem, (long)inj.memlen, 0);
@@ -297,7 +332,8 @@ int procwide__inject_begin(uint32_t cap, uint64_t deadline, char *why, size_t wh
 static int start_helper(uint32_t cap, bool share, char *why, size_t whysz)
 {
 	forget_if_forked();
-	if (inj.helper > 0 && cap <= inj.cap)
+	/* A session (a copy) never takes over a helper that shares memory. */
+	if (inj.helper > 0 && cap <= inj.cap && (share || !inj.mem))
 		return 0;
 	if (inj.helper > 0) {
 		if (inj.session) {
@@ -338,13 +374,13 @@ static int start_helper(uint32_t cap, bool share, char *why, size_t whysz)
 		return (int)me;
 	}
 	char *top = mem + page + PW_HELPER_STACK; /* the stack ends at its state */
-	void *helper = procwide__inject_helper_init(top, sv[1], parent, cap);
+	void *helper = procwide__inject_helper_init(top, sv[1], parent, cap, share);
 	/* Every signal blocked from its first instruction: a handler of the
 	 * application must never run in it (it would run on the helper's
 	 * stack with this thread's TLS).  Exit signal 0: no SIGCHLD. */
 	uint64_t all = ~0ULL, old;
 	pw_rt_sigprocmask(SIG_SETMASK, &all, &old);
-	long child = procwide__arch_clone_vm(share ? PW_CLONE_VM : 0, top,
+	long child = procwide__arch_clone_on_stack(share ? PW_CLONE_VM : 0, top,
 					     procwide__inject_helper_main, helper);
 	pw_rt_sigprocmask(SIG_SETMASK, &old, NULL);
 	close(sv[1]);
@@ -539,7 +575,7 @@ void procwide__inject_end(void)
 	/* Detaching is quick; should the helper not answer, killing it
 	 * detaches every thread it holds (the kernel does that for a dying
 	 * tracer) with the registers it already restored. */
-	end_helper(send_req(&q) == 0 && recv_rep(&r, now_ns() + 2000000000ull) == 0);
+	end_helper(send_req(&q) == 0 && recv_rep(&r, now_ns() + 2000000000ull) == 0 && r.last);
 }
 
 void procwide__inject_abort(void)

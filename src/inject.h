@@ -60,7 +60,8 @@ PW_HIDDEN extern bool procwide__test_helper_dies;
  * for a table of cap threads; its state set up in that memory (returned:
  * the argument of _main); its entry point, in the child. */
 PW_HIDDEN size_t procwide__inject_helper_size(uint32_t cap);
-PW_HIDDEN void *procwide__inject_helper_init(void *mem, int sock, pid_t parent, uint32_t cap);
+PW_HIDDEN void *procwide__inject_helper_init(void *mem, int sock, pid_t parent, uint32_t cap,
+					     int shared);
 PW_HIDDEN __attribute__((noreturn)) void procwide__inject_helper_main(void *helper);
 
 /* Caller side (src/inject.c).  All return 0 or -errno; `why` gets a reason
@@ -107,5 +108,7 @@ PW_HIDDEN void procwide__inject_split_domains(bool split);
 PW_HIDDEN int procwide__inject_session_begin(uint32_t cap, char *why, size_t whysz);
 PW_HIDDEN void procwide__inject_session_end(void);
 PW_HIDDEN int procwide__inject_active(void);
+/* A helper is running that shares this process's memory (not a copy). */
+PW_HIDDEN int procwide__inject_shares_memory(void);
 
 #endif

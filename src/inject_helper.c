@@ -1,10 +1,10 @@
 /* The ptrace helper process.
  *
  * It is a process that shares the calling process's memory (clone with
- * CLONE_VM, see src/inject.c), started while other threads may be parked
- * holding C library locks (the allocator's, stdio's), so it uses raw system
- * calls only, and only the memory the caller mapped for it: its stack and
- * struct pw_helper.  It is single-purpose and short-lived: it dies with the
+ * CLONE_VM) or, for a policy's session, a copy of it (see src/inject.c),
+ * started while other threads may be parked holding C library locks (the
+ * allocator's, stdio's), so it uses raw system calls only, and only the
+ * memory the caller mapped for it: its stack and struct pw_helper.  It is single-purpose and short-lived: it dies with the
  * calling thread (PR_SET_PDEATHSIG), keeps only its socket, cannot gain
  * privileges (no_new_privs), exits at once on any error, and exits when the
  * call ends.  Built like src/handler.c, without stack protector or
@@ -55,11 +55,13 @@ static void die_now(void)
 }
 
 /* Everything the helper keeps, in the memory the caller mapped for it (no
- * static variable: the helper shares them with the caller). */
+ * static variable: a helper that shares the memory shares them with the
+ * caller). */
 struct pw_helper {
 	int sock;
 	pid_t parent;
 	uint32_t cap;	/* entries in t[] */
+	int shared;	/* started with CLONE_VM */
 	/* Replies are sent in batches of up to PW_INJECT_BATCH per message:
 	 * one wake-up of the caller per batch, not per thread. */
 	uint32_t nout;
@@ -72,12 +74,13 @@ size_t procwide__inject_helper_size(uint32_t cap)
 	return sizeof(struct pw_helper) + (size_t)cap * sizeof(struct held);
 }
 
-void *procwide__inject_helper_init(void *mem, int sock, pid_t parent, uint32_t cap)
+void *procwide__inject_helper_init(void *mem, int sock, pid_t parent, uint32_t cap, int shared)
 {
 	struct pw_helper *H = mem;
 	H->sock = sock;
 	H->parent = parent;
 	H->cap = cap;
+	H->shared = shared;
 	H->nout = 0;
 	return H;
 }
@@ -306,6 +309,8 @@ static void run_all(struct pw_helper *H, long nr, const long args[6])
 		if (t[i].masked &&
 		    !pw_is_err(ptrace4(PW_PTRACE_SETSIGMASK, t[i].tid, 8, (long)&t[i].mask)))
 			t[i].masked = 0;
+		else if (t[i].masked && !t[i].err)
+			t[i].err = -EIO; /* the caller ends the process */
 		reply(H, t[i].err, i, t[i].err ? 0 : pw_arch_result(&after), 0,
 		      t[i].err ? PW_STAGE_RUN : PW_STAGE_NONE);
 	}
@@ -333,6 +338,15 @@ void procwide__inject_helper_main(void *arg)
 	if (pw_sys3(SYS_getppid, 0, 0, 0) != H->parent)
 		die_now();
 	pw_sys6(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0, 0);
+	/* A copy (a policy's session) outlives calls while threads that
+	 * already have the policy's first steps run their own code: not
+	 * dumpable, they cannot trace it, read or write its memory
+	 * (ptrace, /proc/pid/mem, process_vm_writev) without CAP_SYS_PTRACE.
+	 * It still traces them: the flag is about who may trace it.  Not for
+	 * a helper that shares the memory, whose address space, and so
+	 * whose dumpable flag, is the process's own. */
+	if (!H->shared && pw_is_err(pw_sys6(SYS_prctl, PR_SET_DUMPABLE, 0, 0, 0, 0, 0)))
+		die_now();
 	/* Keep nothing but the socket (close_range: Linux 5.9).  The
 	 * descriptor table is this process's own copy (no CLONE_FILES). */
 	if (H->sock != 0) {

@@ -22,6 +22,7 @@
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -881,6 +882,25 @@ static void helper_leaves_nothing_behind(void)
 	}
 }
 
+/* Whether the process has a child, running or not reaped (the helper);
+ * async-signal-safe. */
+static bool has_child(void)
+{
+	siginfo_t si;
+	memset(&si, 0, sizeof si);
+	return waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT | __WALL) == 0;
+}
+
+/* Sets the timer slack in every thread, the blocking one through ptrace. */
+static void slack_everywhere(long want)
+{
+	struct procwide_call call = {.nr = SYS_prctl, .args = {PR_SET_TIMERSLACK, want}};
+	struct procwide_report rep = {.size = sizeof rep};
+	PW_CHECK(procwide_run(&call, NULL, &rep) == 0, "%s", rep.message);
+	pw_expect_thread(&rep, atomic_load(&blocked_tid), PROCWIDE_PATH_PTRACE, PROCWIDE_THREAD_OK);
+	procwide_report_release(&rep);
+}
+
 /* A thread that answers signals and watches its timer slack: once it has
  * the new value (it has run the call and gone back to its own code), it
  * checks whether the process has a child, the helper alive or unreaped. */
@@ -896,9 +916,7 @@ static void *slack_watch_main(void *arg)
 		long want = atomic_load(&slack_want);
 		if (want == seen || prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0) != want)
 			continue;
-		siginfo_t si;
-		memset(&si, 0, sizeof si);
-		if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT | __WALL) == 0)
+		if (has_child())
 			atomic_fetch_add(&slack_helper_seen, 1);
 		seen = want;
 		atomic_store(&slack_round_seen, want);
@@ -918,12 +936,7 @@ static void helper_gone_before_threads_go_on(void)
 	for (long round = 0; round < 20; round++) {
 		long want = 60000 + round;
 		atomic_store(&slack_want, want);
-		struct procwide_call call = {.nr = SYS_prctl, .args = {PR_SET_TIMERSLACK, want}};
-		struct procwide_report rep = {.size = sizeof rep};
-		PW_CHECK(procwide_run(&call, NULL, &rep) == 0, "%s", rep.message);
-		pw_expect_thread(&rep, atomic_load(&blocked_tid), PROCWIDE_PATH_PTRACE,
-				 PROCWIDE_THREAD_OK);
-		procwide_report_release(&rep);
+		slack_everywhere(want);
 		for (int i = 0; i < 2000 && atomic_load(&slack_round_seen) != want; i++)
 			usleep(1000);
 		PW_EQ_LONG(atomic_load(&slack_round_seen), want);
@@ -933,12 +946,49 @@ static void helper_gone_before_threads_go_on(void)
 	PW_EQ_LONG(atomic_load(&slack_helper_seen), 0);
 }
 
+/* The calling thread too: once it has run the call, no handler of the
+ * application runs in it while the helper is alive.  A 100 us timer sends
+ * SIGALRM to the only thread that takes it, the caller; the handler looks
+ * at its timer slack and for a child process. */
+static atomic_long caller_want;
+static atomic_int caller_ticks, caller_saw_helper;
+
+static void on_caller_tick(int sig)
+{
+	(void)sig;
+	int saved = errno;
+	atomic_fetch_add(&caller_ticks, 1);
+	if (prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0) == atomic_load(&caller_want) && has_child())
+		atomic_fetch_add(&caller_saw_helper, 1);
+	errno = saved;
+}
+
+static void caller_handlers_wait_for_the_helper(void)
+{
+	start_blocked(); /* blocks SIGALRM with everything else */
+	handle(SIGALRM, on_caller_tick, SA_RESTART);
+	struct itimerval it = {{0, 100}, {0, 100}};
+	PW_CHECK(setitimer(ITIMER_REAL, &it, NULL) == 0, "setitimer");
+	for (long round = 0; round < 30; round++) {
+		long want = 80000 + round;
+		atomic_store(&caller_want, want);
+		slack_everywhere(want);
+	}
+	struct itimerval off = {{0, 0}, {0, 0}};
+	PW_CHECK(setitimer(ITIMER_REAL, &off, NULL) == 0, "setitimer");
+	PW_CHECK(atomic_load(&caller_ticks) > 0, "the timer never fired");
+	PW_EQ_LONG(atomic_load(&caller_saw_helper), 0);
+}
+
 /* A policy's session keeps its helper while threads that already have the
- * policy's first steps run their own code: that helper must not share the
- * process's memory.  A watcher thread, once it has no_new_privs, looks for
- * the process's children (PPid) and asks the kernel whether one shares its
- * memory (kcmp KCMP_VM). */
-static atomic_int session_seen, session_shared, session_kcmp_errno;
+ * policy's first steps run their own code: that helper must neither share
+ * the process's memory nor let them at its own.  A watcher thread, once it
+ * has no_new_privs, looks for the process's children (PPid) and asks the
+ * kernel whether one shares its memory (kcmp KCMP_VM, which needs
+ * CAP_SYS_PTRACE on a helper that is not dumpable) and, without
+ * CAP_SYS_PTRACE, whether it may open the helper's memory (it must not:
+ * the helper is not dumpable). */
+static atomic_int session_seen, session_shared, session_kcmp_errno, session_mem_opened;
 static atomic_bool session_stop;
 
 /* The parent of process pid, or -1. */
@@ -957,9 +1007,32 @@ static pid_t ppid_of(pid_t pid)
 	return pp;
 }
 
+static void look_at_helper(pid_t me, pid_t pid, bool may_ptrace)
+{
+	if (may_ptrace) {
+		long k = syscall(SYS_kcmp, me, pid, 1 /* KCMP_VM */, 0, 0);
+		if (k < 0 && errno != ESRCH)
+			atomic_store(&session_kcmp_errno, errno);
+		if (k < 0)
+			return;
+		atomic_fetch_add(&session_shared, k == 0);
+	} else {
+		char path[64];
+		snprintf(path, sizeof path, "/proc/%d/mem", (int)pid);
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0 && errno == ENOENT)
+			return; /* gone meanwhile */
+		if (fd >= 0) {
+			atomic_fetch_add(&session_mem_opened, 1);
+			close(fd);
+		}
+	}
+	atomic_fetch_add(&session_seen, 1);
+}
+
 static void *session_watch_main(void *arg)
 {
-	(void)arg;
+	bool may_ptrace = arg != NULL;
 	pid_t me = getpid();
 	while (!atomic_load(&session_stop)) {
 		if (prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) != 1)
@@ -969,15 +1042,8 @@ static void *session_watch_main(void *arg)
 			return NULL;
 		for (struct dirent *e; (e = readdir(d)) != NULL;) {
 			pid_t pid = (pid_t)atoi(e->d_name);
-			if (pid <= 0 || pid == me || ppid_of(pid) != me)
-				continue;
-			long k = syscall(SYS_kcmp, me, pid, 1 /* KCMP_VM */, 0, 0);
-			if (k < 0 && errno != ESRCH)
-				atomic_store(&session_kcmp_errno, errno);
-			if (k < 0)
-				continue;
-			atomic_fetch_add(&session_seen, 1);
-			atomic_fetch_add(&session_shared, k == 0);
+			if (pid > 0 && pid != me && ppid_of(pid) == me)
+				look_at_helper(me, pid, may_ptrace);
 		}
 		closedir(d);
 	}
@@ -986,9 +1052,11 @@ static void *session_watch_main(void *arg)
 
 static void session_helper_is_a_copy(void)
 {
+	bool may_ptrace = pw_have_cap(CAP_SYS_PTRACE);
 	start_blocked();
 	pthread_t t;
-	PW_CHECK(pthread_create(&t, NULL, session_watch_main, NULL) == 0, "create");
+	PW_CHECK(pthread_create(&t, NULL, session_watch_main, may_ptrace ? (void *)1 : NULL) == 0,
+		 "create");
 	struct procwide_policy p = {.size = sizeof p, .apply = PROCWIDE_POLICY_NO_NEW_PRIVS};
 	for (int round = 0; round < 200 && atomic_load(&session_seen) < 3; round++) {
 		struct procwide_sec_report rep = {.size = sizeof rep};
@@ -1002,8 +1070,10 @@ static void session_helper_is_a_copy(void)
 		pw_skip("kcmp(2) is not in this kernel (CONFIG_KCMP)");
 	PW_EQ_LONG(atomic_load(&session_kcmp_errno), 0);
 	PW_CHECK(atomic_load(&session_seen) > 0, "the watcher never saw the session's helper");
-	pw_diag("the watcher saw the helper %d times", atomic_load(&session_seen));
+	pw_diag("the watcher saw the helper %d times (%s)", atomic_load(&session_seen),
+		may_ptrace ? "kcmp" : "its memory, refused");
 	PW_EQ_LONG(atomic_load(&session_shared), 0);
+	PW_EQ_LONG(atomic_load(&session_mem_opened), 0);
 }
 
 static char new_name[16] = "pw-changed";
@@ -1281,6 +1351,7 @@ int main(int argc, char **argv)
 		PW_CASE(helper_dying_mid_batch_parked),
 		PW_CASE(helper_leaves_nothing_behind),
 		PW_CASE(helper_gone_before_threads_go_on),
+		PW_CASE(caller_handlers_wait_for_the_helper),
 		PW_CASE(session_helper_is_a_copy),
 	};
 	return pw_main(argc, argv, cases, sizeof cases / sizeof cases[0]);

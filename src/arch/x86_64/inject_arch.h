@@ -206,13 +206,13 @@ static inline struct pw_regs pw_arch_resume_regs(const struct pw_regs *saved,
 	".popsection\n"
 
 
-/* Starting the helper: a process that shares this one's memory (src/inject.c)
- * on a stack of its own.
+/* Starting the helper on a stack of its own: a process that shares this
+ * one's memory (CLONE_VM), or a copy of it (src/inject.c).
  *
- * procwide__arch_clone_vm(flags, stack_top, fn, arg) makes clone(flags,
+ * procwide__arch_clone_on_stack(flags, stack_top, fn, arg) makes clone(flags,
  * stack_top) and runs fn(arg) in the child, which must not return (if it
  * does, the child exits).  It returns the child's pid, or -errno, in the
- * parent.  This cannot be C: with CLONE_VM the child runs on the new stack
+ * parent.  This cannot be C: the child runs on the new stack
  * from the first instruction after `syscall`, and a C frame of the parent
  * (return address, saved registers) is not there.  fn and arg are put on
  * the new stack before the call, so the child needs no register the
@@ -223,17 +223,17 @@ static inline struct pw_regs pw_arch_resume_regs(const struct pw_regs *saved,
  * aarch64: the same with `svc #0`, the number 220 in x8, flags in x0, the
  * stack in x1, fn and arg kept in x9/x10 after storing them on the new
  * stack, which must be 16-byte aligned. */
-__attribute__((visibility("hidden"))) long procwide__arch_clone_vm(unsigned long flags,
+__attribute__((visibility("hidden"))) long procwide__arch_clone_on_stack(unsigned long flags,
 								   void *stack_top,
 								   void (*fn)(void *),
 								   void *arg);
 
 #define PW_ARCH_CLONE_ASM                                                      \
 	".pushsection .text\n"                                                 \
-	".globl procwide__arch_clone_vm\n"                                     \
-	".hidden procwide__arch_clone_vm\n"                                    \
-	".type procwide__arch_clone_vm, @function\n"                           \
-	"procwide__arch_clone_vm:\n"                                           \
+	".globl procwide__arch_clone_on_stack\n"                                     \
+	".hidden procwide__arch_clone_on_stack\n"                                    \
+	".type procwide__arch_clone_on_stack, @function\n"                           \
+	"procwide__arch_clone_on_stack:\n"                                           \
 	"	and $-16, %rsi\n"                                              \
 	"	sub $16, %rsi\n"                                               \
 	"	mov %rdx, 0(%rsi)\n"   /* fn */                                \
@@ -254,7 +254,7 @@ __attribute__((visibility("hidden"))) long procwide__arch_clone_vm(unsigned long
 	"	syscall\n"                                                     \
 	"	hlt\n"                                                         \
 	"1:	ret\n"                                                         \
-	".size procwide__arch_clone_vm, . - procwide__arch_clone_vm\n"         \
+	".size procwide__arch_clone_on_stack, . - procwide__arch_clone_on_stack\n"         \
 	".popsection\n"
 
 #endif
