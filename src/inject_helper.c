@@ -4,12 +4,13 @@
  * CLONE_VM) or, for a policy's session, a copy of it (see src/inject.c),
  * started while other threads may be parked holding C library locks (the
  * allocator's, stdio's), so it uses raw system calls only, and only the
- * memory the caller mapped for it: its stack and struct pw_helper.  It is single-purpose and short-lived: it dies with the
- * calling thread (PR_SET_PDEATHSIG), keeps only its socket, cannot gain
- * privileges (no_new_privs), exits at once on any error, and exits when the
- * call ends.  Built like src/handler.c, without stack protector or
- * sanitizers, and it never reads %fs: the thread pointer it has is the
- * calling thread's. */
+ * memory the caller mapped for it: its stack and struct pw_helper.  It is
+ * single-purpose and short-lived: it dies with the calling thread
+ * (PR_SET_PDEATHSIG), keeps only its socket, cannot gain privileges
+ * (no_new_privs), exits at once on any error, and exits when the call
+ * ends.  Built like src/handler.c, without stack protector or sanitizers
+ * (the build checks it calls nothing outside the library), and it never
+ * reads %fs: the thread pointer it has is the calling thread's. */
 #include "inject.h"
 #include "arch/x86_64/inject_arch.h"
 
