@@ -1,12 +1,13 @@
 /* The calling thread's side of the ptrace helper.
  *
  * The helper is started only when a thread has to be reached without a
- * signal, during the gather, i.e. before anything has changed (a helper
- * forked after a Landlock domain took effect would be more restricted than
- * threads it must trace, which Landlock forbids; and threads given Landlock
- * domains one by one can be traced by no later helper, see inject.h).  It
- * is made with a raw
- * clone() with no exit signal: the C library's fork() would take its
+ * signal: on the parked path during the gather, before anything has changed
+ * (a helper started after a Landlock domain took effect would be more
+ * restricted than threads it must trace, which Landlock forbids; and
+ * threads given Landlock domains one by one can be traced by no later
+ * helper, see inject.h); on the direct path after the caller has run the
+ * call, which that path allows only for calls that leave ptrace possible
+ * (src/direct_calls.c).  It is made with a raw clone() with no exit signal: the C library's fork() would take its
  * allocator locks, which a parked thread may hold, and an exit signal would
  * reach the application's SIGCHLD handler or waitpid(-1) loop.
  *
@@ -68,7 +69,7 @@ static struct {
 	pid_t owner; /* the process that started the helper */
 	uint32_t cap; /* slots its table holds */
 	int session; /* kept between calls until the session ends */
-	bool split; /* forked after the threads' Landlock domains split */
+	bool split; /* started after the threads' Landlock domains split */
 	void *mem;  /* its guard page, stack and state, if shared */
 	size_t memlen;
 } inj = {-1, 0, 0, 0, 0, 0, false, NULL, 0};
@@ -543,31 +544,35 @@ int procwide__inject_run_all(long nr, const long args[6], uint64_t deadline,
 	}
 }
 
+/* Asks the helper to let every thread go and stay; kills it if it fails
+ * (a dying tracer detaches every thread it holds). */
+static int detach_held(uint64_t deadline)
+{
+	struct pw_inject_req q = {.op = PW_INJ_DETACH, .pid = pw_getpid()};
+	struct pw_inject_rep r;
+	int e = send_req(&q);
+	if (!e)
+		e = recv_rep(&r, deadline);
+	if (e)
+		kill_helper();
+	return e;
+}
+
 int procwide__inject_run_detach(long nr, const long args[6], uint64_t deadline,
 				void (*fn)(uint32_t idx, long result, int err, void *ctx), void *ctx)
 {
 	int e = procwide__inject_run_all(nr, args, deadline, fn, ctx);
-	struct pw_inject_req q = {.op = PW_INJ_DETACH, .pid = pw_getpid()};
-	struct pw_inject_rep r;
-	if (!e)
-		e = send_req(&q);
-	if (!e)
-		e = recv_rep(&r, deadline);
 	if (e)
-		kill_helper(); /* a dying tracer detaches every thread it holds */
-	return e;
+		kill_helper();
+	return e ? e : detach_held(deadline);
 }
 
 void procwide__inject_end(void)
 {
 	if (inj.helper <= 0)
 		return;
-	if (inj.session) {
-		/* Let every thread go, keep the helper for the next call. */
-		struct pw_inject_req q = {.op = PW_INJ_DETACH, .pid = pw_getpid()};
-		struct pw_inject_rep r;
-		if (send_req(&q) != 0 || recv_rep(&r, now_ns() + 2000000000ull) != 0)
-			kill_helper();
+	if (inj.session) { /* keep the helper for the next call */
+		detach_held(now_ns() + 2000000000ull);
 		return;
 	}
 	struct pw_inject_req q = {.op = PW_INJ_RELEASE, .pid = pw_getpid()};

@@ -155,7 +155,7 @@ static int seize_start(struct held *h, pid_t pid, int *stage)
 		return (int)alive;
 	}
 	/* TRACESYSGOOD also keeps a release by exit from sending SIGTRAP
-	 * (see PW_INJ_RELEASE). */
+	 * (see let_go). */
 	long r = ptrace4(PW_PTRACE_SEIZE, h->tid, 0, PW_PTRACE_O_TRACESYSGOOD);
 	if (pw_is_err(r))
 		return (int)r;
@@ -254,9 +254,9 @@ static void detach(struct held *h)
 	h->seized = 0;
 }
 
-/* Runs the call in every held thread.  All threads are started towards the call's entry stop at once,
- * and their stops are then taken in order: the stops overlap on every CPU
- * instead of costing a round trip each. */
+/* Runs the call in every held thread.  All threads are started towards
+ * the call's entry stop at once, and their stops are then taken in order:
+ * the stops overlap on every CPU instead of costing a round trip each. */
 static void run_all(struct pw_helper *H, long nr, const long args[6])
 {
 	struct held *t = H->t;
@@ -318,10 +318,22 @@ static void run_all(struct pw_helper *H, long nr, const long args[6])
 	reply(H, 0, 0, 0, 1, PW_STAGE_NONE);
 }
 
-static void release_all(struct pw_helper *H)
+/* Lets the held threads go: every one (`all`, a helper that stays), or
+ * only those whose registers or mask are not back yet, before the helper
+ * exits.  The kernel lets every other thread go as this process exits
+ * (exit_ptrace), in one pass under tasklist_lock and after the helper has
+ * left the address space (exit_mm comes first): no thread that ran the
+ * call goes on while a helper that shares the memory still runs, and a
+ * PTRACE_DETACH each, every one waking a thread that preempts the helper,
+ * cost 9 us a thread here.  What a detach adds is its data, the signal to
+ * deliver (0).  Released by its tracer's exit, a thread at a system call
+ * stop takes the code of the stop as that signal (ptrace_report_syscall
+ * sends it): with PTRACE_O_TRACESYSGOOD that is SIGTRAP | 0x80, no valid
+ * signal, dropped (send_sig_info); an interrupt stop's code is not used. */
+static void let_go(struct pw_helper *H, bool all)
 {
 	for (uint32_t i = 0; i < H->cap; i++)
-		if (H->t[i].seized)
+		if (H->t[i].seized && (all || H->t[i].have_regs || H->t[i].masked))
 			detach(&H->t[i]);
 }
 
@@ -377,7 +389,7 @@ void procwide__inject_helper_main(void *arg)
 		if (n == -EINTR)
 			continue;
 		if (n <= 0 || n % (long)sizeof batch[0]) { /* EOF: the call is over */
-			release_all(H);
+			let_go(H, false);
 			die_now();
 		}
 		uint32_t nb = (uint32_t)(n / (long)sizeof batch[0]);
@@ -411,25 +423,10 @@ void procwide__inject_helper_main(void *arg)
 		} else if (q.op == PW_INJ_RUN_ALL) {
 			run_all(H, q.nr, q.args);
 		} else if (q.op == PW_INJ_DETACH) {
-			release_all(H);
+			let_go(H, true);
 			reply(H, 0, 0, 0, 1, PW_STAGE_NONE);
 		} else if (q.op == PW_INJ_RELEASE) {
-			/* The kernel lets every thread go as this process exits
-			 * (exit_ptrace), in one pass under tasklist_lock: a
-			 * PTRACE_DETACH each, every one waking a thread that
-			 * preempts the helper, cost 9 us a thread here.  What a
-			 * detach adds is its data, the signal to deliver (0).
-			 * Released by its tracer's exit, a thread at a system
-			 * call stop takes the code of the stop as that signal
-			 * (ptrace_report_syscall sends it): with
-			 * PTRACE_O_TRACESYSGOOD that is SIGTRAP | 0x80, no valid
-			 * signal, dropped (send_sig_info); an interrupt stop's
-			 * code is not used.  Registers and masks are back already,
-			 * except where putting them back failed: those are tried
-			 * again and detached here. */
-			for (uint32_t i = 0; i < H->cap; i++)
-				if (H->t[i].seized && (H->t[i].have_regs || H->t[i].masked))
-					detach(&H->t[i]);
+			let_go(H, false);
 			reply(H, 0, 0, 0, 1, PW_STAGE_NONE);
 			die_now();
 		} else {
