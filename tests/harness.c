@@ -224,11 +224,16 @@ bool pw_status_field(const char *buf, const char *field, char *out, size_t outsz
 	return false;
 }
 
-bool pw_task_status(pid_t tid, const char *field, char *out, size_t outsz)
+bool pw_proc_task_status(pid_t pid, pid_t tid, const char *field, char *out, size_t outsz)
 {
 	char path[64], buf[16384];
-	snprintf(path, sizeof path, "/proc/self/task/%d/status", (int)tid);
+	snprintf(path, sizeof path, "/proc/%d/task/%d/status", (int)pid, (int)tid);
 	return read_file(path, buf, sizeof buf) && pw_status_field(buf, field, out, outsz);
+}
+
+bool pw_task_status(pid_t tid, const char *field, char *out, size_t outsz)
+{
+	return pw_proc_task_status(getpid(), tid, field, out, outsz);
 }
 
 long pw_timerslack(pid_t tid)
@@ -253,8 +258,13 @@ bool pw_task_comm(pid_t tid, char *out, size_t outsz)
 
 char pw_task_state(pid_t tid)
 {
+	return pw_proc_task_state(getpid(), tid);
+}
+
+char pw_proc_task_state(pid_t pid, pid_t tid)
+{
 	char path[64], buf[512];
-	snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)tid);
+	snprintf(path, sizeof path, "/proc/%d/task/%d/stat", (int)pid, (int)tid);
 	if (!read_file(path, buf, sizeof buf))
 		return 0;
 	char *p = strrchr(buf, ')');

@@ -51,6 +51,8 @@ size_t pw_list_tids(pid_t *tids, size_t n);
 /* A field of /proc/self/task/TID/status ("NoNewPrivs"), copied without the
  * name and leading blanks; false if the thread is gone. */
 bool pw_task_status(pid_t tid, const char *field, char *out, size_t outsz);
+/* The same for thread tid of process pid, readable from another process. */
+bool pw_proc_task_status(pid_t pid, pid_t tid, const char *field, char *out, size_t outsz);
 /* The value of `field` in the text of a status file (same form). */
 bool pw_status_field(const char *buf, const char *field, char *out, size_t outsz);
 /* /proc/TID/timerslack_ns, -1 if the thread is gone. */
@@ -59,6 +61,7 @@ long pw_timerslack(pid_t tid);
 bool pw_task_comm(pid_t tid, char *out, size_t outsz);
 /* The state letter of /proc/self/task/TID/stat, or 0 if gone. */
 char pw_task_state(pid_t tid);
+char pw_proc_task_state(pid_t pid, pid_t tid); /* from another process too */
 
 pid_t pw_gettid(void);
 bool pw_have_cap(int cap); /* effective capability of the calling thread */

@@ -468,21 +468,10 @@ static void *slow_main(void *arg)
  * it (SigPnd) or for the process (ShdPnd, process_wide). */
 static bool held_with_usr1(pid_t pid, pid_t tid, bool process_wide)
 {
-	char path[64], line[128];
-	snprintf(path, sizeof path, "/proc/%d/task/%d/status", (int)pid, (int)tid);
-	FILE *f = fopen(path, "r");
-	if (!f)
-		return false;
-	bool traced = false, pending = false;
-	const char *want = process_wide ? "ShdPnd:" : "SigPnd:";
-	while (fgets(line, sizeof line, f)) {
-		if (strncmp(line, "State:", 6) == 0)
-			traced = strchr(line, 't') != NULL && strstr(line, "tracing stop") != NULL;
-		else if (strncmp(line, want, 7) == 0)
-			pending = (strtoull(line + 7, NULL, 16) >> (SIGUSR1 - 1)) & 1;
-	}
-	fclose(f);
-	return traced && pending;
+	char pnd[32];
+	return pw_proc_task_state(pid, tid) == 't' &&
+	       pw_proc_task_status(pid, tid, process_wide ? "ShdPnd" : "SigPnd", pnd, sizeof pnd) &&
+	       ((strtoull(pnd, NULL, 16) >> (SIGUSR1 - 1)) & 1);
 }
 
 /* A watcher process: sends SIGUSR1 once it sees thread tid of pid in a
@@ -491,22 +480,6 @@ static bool held_with_usr1(pid_t pid, pid_t tid, bool process_wide)
  * (process_wide).  Then it checks that the thread is still held with the
  * signal pending, lets the vfork child go, and exits 0; 3 if the check
  * failed, 1 if it never saw the thread held. */
-/* The state letter of thread tid of process pid (from another process). */
-static char state_of(pid_t pid, pid_t tid)
-{
-	char path[64], b[256];
-	snprintf(path, sizeof path, "/proc/%d/task/%d/stat", (int)pid, (int)tid);
-	int fd = open(path, O_RDONLY);
-	long n = fd < 0 ? -1 : read(fd, b, sizeof b - 1);
-	if (fd >= 0)
-		close(fd);
-	if (n <= 0)
-		return 0;
-	b[n] = '\0';
-	char *p = strrchr(b, ')');
-	return p && p[1] == ' ' ? p[2] : 0;
-}
-
 static pid_t start_stop_watcher(pid_t pid, pid_t tid, bool process_wide)
 {
 	pid_t w = fork();
@@ -515,10 +488,10 @@ static pid_t start_stop_watcher(pid_t pid, pid_t tid, bool process_wide)
 		return w;
 	pid_t slow = atomic_load(&slow_tid);
 	for (long i = 0; i < 20000000; i++) {
-		char st = state_of(pid, tid);
+		char st = pw_proc_task_state(pid, tid);
 		if (st == 0)
 			_exit(2);
-		if (st != 't' || state_of(pid, slow) != 'D')
+		if (st != 't' || pw_proc_task_state(pid, slow) != 'D')
 			continue;
 		if (process_wide)
 			kill(pid, SIGUSR1);
@@ -994,17 +967,8 @@ static atomic_bool session_stop;
 /* The parent of process pid, or -1. */
 static pid_t ppid_of(pid_t pid)
 {
-	char path[64], line[128];
-	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-	FILE *f = fopen(path, "r");
-	if (!f)
-		return -1;
-	pid_t pp = -1;
-	while (fgets(line, sizeof line, f))
-		if (strncmp(line, "PPid:", 5) == 0)
-			pp = (pid_t)atoi(line + 5);
-	fclose(f);
-	return pp;
+	char v[16];
+	return pw_proc_task_status(pid, pid, "PPid", v, sizeof v) ? (pid_t)atoi(v) : -1;
 }
 
 static void look_at_helper(pid_t me, pid_t pid, bool may_ptrace)
