@@ -556,3 +556,18 @@ pid_t pw_start_thread(pthread_t *t, void *(*fn)(void *), void *arg, atomic_int *
 		usleep(1000);
 	return atomic_load(tid);
 }
+
+void pw_expect_mismatch_kill(pid_t child, int errfd)
+{
+	int st;
+	PW_CHECK(waitpid(child, &st, 0) == child, "waitpid");
+	PW_CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "status %#x", st);
+	char buf[1024];
+	ssize_t n = read(errfd, buf, sizeof buf - 1);
+	PW_CHECK(n > 0, "no diagnostic");
+	buf[n] = '\0';
+	pw_diag("stderr: %s", buf);
+	PW_CHECK(strncmp(buf, "procwide: thread ", 17) == 0 && strstr(buf, "but the calling thread") &&
+			 strchr(buf, '\n') == buf + n - 1,
+		 "one line naming both: %s", buf);
+}

@@ -105,6 +105,11 @@ pid_t pw_start_raw_thread(void);
  * its output goes to this one's diagnostics.  Fails unless it passes;
  * skipped there, skipped here with the same reason. */
 void pw_rerun_with(const char *case_name, const char *env);
+/* Waits for `child`, which must have been killed by procwide for a
+ * differing result (SIGKILL), with its one-line diagnostic naming both
+ * threads on errfd (its stderr's pipe, whose write end the caller has
+ * closed). */
+void pw_expect_mismatch_kill(pid_t child, int errfd);
 /* Forks a "debugger": a process that holds `victim' with PTRACE_SEIZE and
  * keeps no descriptor of ours; it dies with the thread that called this.
  * Returns its pid once it holds the victim, -1 if it could not. */

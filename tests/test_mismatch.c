@@ -24,17 +24,7 @@ static void mismatch_kills_the_process(void)
 		_exit(0); /* must not be reached */
 	}
 	close(pfd[1]);
-	int st;
-	PW_CHECK(waitpid(p, &st, 0) == p, "waitpid");
-	PW_CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "status %#x", st);
-	char buf[1024];
-	ssize_t n = read(pfd[0], buf, sizeof buf - 1);
-	PW_CHECK(n > 0, "no diagnostic");
-	buf[n] = '\0';
-	pw_diag("stderr: %s", buf);
-	PW_CHECK(strncmp(buf, "procwide: thread ", 17) == 0 && strstr(buf, "but the calling thread") &&
-			 strchr(buf, '\n') == buf + n - 1,
-		 "one line naming both: %s", buf);
+	pw_expect_mismatch_kill(p, pfd[0]);
 }
 
 static void mismatch_reported_on_request(void)
