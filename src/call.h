@@ -66,6 +66,7 @@ struct pw_slot {
 	uint64_t ino;
 	uint32_t proof;
 	bool refused; /* ptrace refused it in this call: not asked again */
+	bool returned; /* ran the call on the return path (one stop) */
 };
 
 enum pw_phase {

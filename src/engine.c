@@ -953,9 +953,11 @@ static bool any_runnable(enum pw_slot_state st)
 	return false;
 }
 
+/* A result from the ptrace helper, or (ctx non-NULL) from a thread that took
+ * the return path. */
 void procwide__on_injected(uint32_t idx, long result, int err, void *ctx)
 {
-	(void)ctx;
+	pw_slot_at(idx)->returned = ctx != NULL;
 	if (err == -ESRCH) { /* ended (killed) while stopped: runs nothing */
 		slot_set(idx, PW_S_GONE);
 		return;
@@ -970,7 +972,8 @@ void procwide__on_injected(uint32_t idx, long result, int err, void *ctx)
 	}
 	pw_slot_at(idx)->result = result;
 	slot_set(idx, PW_S_INJ_DONE);
-	/* The thread is still stopped: a differing one never runs again. */
+	/* The thread is still stopped: a differing one never runs again (one
+	 * on the return path has compared its result itself). */
 	if (result != procwide__shared.expected && procwide__shared.kill_on_mismatch)
 		procwide__die_mismatch(slot_tid(idx), result, procwide__shared.caller_tid,
 				       procwide__shared.expected);
@@ -999,10 +1002,18 @@ int procwide__release(enum pw_phase ph, uint64_t deadline)
 		 * The caller has run it, but runs only procwide until then,
 		 * every signal blocked. */
 		if (ph == PW_GO && E.nseized &&
-		    procwide__inject_run_all(procwide__shared.nr, procwide__shared.args, deadline,
+		    procwide__inject_run_all(procwide__shared.nr, procwide__shared.args,
+					     procwide__shared.expected,
+					     procwide__shared.kill_on_mismatch,
+					     procwide__shared.caller_tid, deadline,
 					     procwide__on_injected, NULL) != 0)
 			procwide__die("procwide: the ptrace helper did not finish the call after other threads had run it; killing the process so that no thread runs half-changed\n");
 		procwide__inject_end();
+		/* Threads sent on the return path run the call now that the
+		 * helper has gone. */
+		if (ph == PW_GO && E.nseized &&
+		    procwide__inject_collect(deadline, procwide__on_injected, &E) != 0)
+			procwide__die("procwide: a thread the ptrace helper had let go to run the call did not run it in time after other threads had run it; killing the process so that no thread runs half-changed\n");
 	}
 	atomic_store_explicit(&procwide__shared.phase, ph, memory_order_release);
 	pw_futex_wake(&procwide__shared.phase, INT_MAX);
@@ -1067,11 +1078,13 @@ static bool ptrace_failed_for(uint32_t idx)
 	return pw_slot_at(idx)->refused || (E.inject_error && !E.why_tid);
 }
 
-static int thread_status(uint32_t idx, bool aborted_by_deadline, long *result, int *path)
+static int thread_status(uint32_t idx, bool aborted_by_deadline, long *result, int *path,
+			 int *stops)
 {
 	struct pw_slot *s = pw_slot_at(idx);
 	*result = 0;
 	*path = PROCWIDE_PATH_NONE;
+	*stops = 0;
 	enum pw_slot_state st = slot_state(idx);
 	bool by_signal = st == PW_S_DONE || st == PW_S_RELEASED;
 	switch (st) {
@@ -1083,6 +1096,7 @@ static int thread_status(uint32_t idx, bool aborted_by_deadline, long *result, i
 	case PW_S_INJ_DONE:
 		*result = s->result;
 		*path = by_signal ? PROCWIDE_PATH_SIGNAL : PROCWIDE_PATH_PTRACE;
+		*stops = by_signal ? 0 : s->returned ? 1 : 3;
 		return s->result == procwide__shared.expected ? PROCWIDE_THREAD_OK
 							     : PROCWIDE_THREAD_MISMATCH;
 	case PW_S_RELEASED:
@@ -1160,7 +1174,8 @@ static int build_report(const struct pw_request *req, struct pw_result *res,
 	for (uint32_t i = 0; i < E.nused; i++) {
 		long result;
 		int path;
-		int st = thread_status(i, aborted_by_deadline, &result, &path);
+		int stops;
+		int st = thread_status(i, aborted_by_deadline, &result, &path, &stops);
 		if (st == PROCWIDE_THREAD_MISMATCH)
 			res->nmismatch++;
 		if (unsettled && !*unsettled && st != PROCWIDE_THREAD_OK &&
@@ -1179,7 +1194,11 @@ static int build_report(const struct pw_request *req, struct pw_result *res,
 		}
 		if (res->threads) {
 			res->threads[res->nthreads++] = (struct procwide_thread){
-				.tid = slot_tid(i), .status = st, .path = path, .result = result};
+				.tid = slot_tid(i),
+				.status = st,
+				.path = path,
+				.stops = stops,
+				.result = result};
 		}
 	}
 	if (first_unreachable)

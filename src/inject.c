@@ -53,6 +53,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#ifndef PR_SET_VMA
+#define PR_SET_VMA 0x53564d41
+#define PR_SET_VMA_ANON_NAME 0
+#endif
+
 #ifndef PR_SET_PTRACER
 #define PR_SET_PTRACER 0x59616d61
 #endif
@@ -110,6 +115,7 @@ static void forget_if_forked(void)
 static int yama_scope = -1;
 
 bool procwide__test_helper_dies;
+bool procwide__test_no_return;
 
 __attribute__((constructor)) static void read_yama_scope(void)
 {
@@ -118,6 +124,10 @@ __attribute__((constructor)) static void read_yama_scope(void)
 	 * calls fail or the process die, never succeed wrongly). */
 	const char *t = secure_getenv("PROCWIDE_TEST_HELPER_DIES");
 	procwide__test_helper_dies = t && strcmp(t, "1") == 0;
+	t = secure_getenv("PROCWIDE_TEST_TAIL_SLEEP");
+	procwide__test_tail_sleep = t && strcmp(t, "1") == 0;
+	t = secure_getenv("PROCWIDE_TEST_NO_RETURN");
+	procwide__test_no_return = t && strcmp(t, "1") == 0;
 	int fd = open("/proc/sys/kernel/yama/ptrace_scope", O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return; /* no Yama */
@@ -320,6 +330,43 @@ int procwide__inject_possible(void)
 	       ptrace_refused(NULL, 0) == 0;
 }
 
+/* The frames area of the return path (src/arch/x86_64/inject_arch.h): a
+ * header, the list of slots the caller awaits, and a slot per thread slot
+ * of the engine.  It is never unmapped: a thread that has stored its
+ * result may still be on its way out of the stub, reading its frame, when
+ * the call returns (the next call that finds it there lets it finish,
+ * src/inject_helper.c).  A bigger one replaces it when the threads
+ * multiply, and the old one stays mapped for the same reason.  A forked
+ * child keeps its copy. */
+static struct {
+	struct pw_ret_hdr *hdr;
+	uint32_t cap;
+} frames;
+
+/* The area for cap slots, or NULL (no memory: the return path is not
+ * taken). */
+static struct pw_ret_hdr *frames_for(uint32_t cap)
+{
+	if (frames.hdr && cap <= frames.cap)
+		return frames.hdr;
+	if (cap < 2 * frames.cap)
+		cap = 2 * frames.cap;
+	size_t len = pw_ret_head_size(cap) + (size_t)cap * sizeof(struct pw_ret_slot);
+	/* Raw: see start_helper.  Pages are touched only for the threads
+	 * that take the path (two each). */
+	long m = pw_sys6(SYS_mmap, 0, (long)len, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (pw_is_err(m))
+		return frames.hdr && cap <= frames.cap ? frames.hdr : NULL;
+	/* Named in /proc/pid/maps where the kernel can (Linux 5.17,
+	 * CONFIG_ANON_VMA_NAME). */
+	prctl(PR_SET_VMA, PR_SET_VMA_ANON_NAME, m, len, (unsigned long)"procwide-frames");
+	frames.hdr = (struct pw_ret_hdr *)m;
+	frames.cap = cap;
+	frames.hdr->cap = cap;
+	return frames.hdr;
+}
+
 static int start_helper(uint32_t cap, bool share, char *why, size_t whysz);
 
 int procwide__inject_begin(uint32_t cap, uint64_t deadline, char *why, size_t whysz)
@@ -375,7 +422,9 @@ static int start_helper(uint32_t cap, bool share, char *why, size_t whysz)
 		return (int)me;
 	}
 	char *top = mem + page + PW_HELPER_STACK; /* the stack ends at its state */
-	void *helper = procwide__inject_helper_init(top, sv[1], parent, cap, share);
+	struct pw_ret_hdr *fr = share && !procwide__test_no_return ? frames_for(cap) : NULL;
+	void *helper = procwide__inject_helper_init(top, sv[1], parent, cap, share, fr,
+						    fr ? frames.cap : 0);
 	/* Every signal blocked from its first instruction: a handler of the
 	 * application must never run in it (it would run on the helper's
 	 * stack with this thread's TLS).  Exit signal 0: no SIGCHLD. */
@@ -526,12 +575,12 @@ int procwide__inject_recv_seize(uint32_t *idx, uint64_t deadline, char *why, siz
 	return r.err;
 }
 
-int procwide__inject_run_all(long nr, const long args[6], uint64_t deadline,
-			     void (*fn)(uint32_t idx, long result, int err, void *ctx), void *ctx)
+static int run_req(const struct pw_inject_req *q, uint64_t deadline,
+		   void (*fn)(uint32_t idx, long result, int err, void *ctx), void *ctx)
 {
-	struct pw_inject_req q = {.op = PW_INJ_RUN_ALL, .pid = pw_getpid(), .nr = nr};
-	memcpy(q.args, args, sizeof q.args);
-	int e = send_req(&q);
+	if (frames.hdr)
+		frames.hdr->nawaited = 0;
+	int e = send_req(q);
 	for (;;) {
 		struct pw_inject_rep r;
 		if (!e)
@@ -540,7 +589,71 @@ int procwide__inject_run_all(long nr, const long args[6], uint64_t deadline,
 			return e;
 		if (r.last)
 			return 0;
-		fn(r.idx, r.result, r.err, ctx);
+		if (!r.deferred)
+			fn(r.idx, r.result, r.err, ctx);
+		else if (frames.hdr && r.idx < frames.cap && frames.hdr->nawaited < frames.cap)
+			frames.hdr->awaited[frames.hdr->nawaited++] = r.idx;
+		else
+			return -EIO; /* the helper had no such slot */
+	}
+}
+
+int procwide__inject_run_all(long nr, const long args[6], long expected, int kill_on_mismatch,
+			     pid_t caller, uint64_t deadline,
+			     void (*fn)(uint32_t idx, long result, int err, void *ctx), void *ctx)
+{
+	struct pw_inject_req q = {.op = PW_INJ_RUN_ALL,
+				  .pid = pw_getpid(),
+				  .nr = nr,
+				  .may_return = 1,
+				  .kill_on_mismatch = kill_on_mismatch,
+				  .caller = caller,
+				  .expected = expected};
+	memcpy(q.args, args, sizeof q.args);
+	return run_req(&q, deadline, fn, ctx);
+}
+
+int procwide__inject_collect(uint64_t deadline,
+			     void (*fn)(uint32_t idx, long result, int err, void *ctx), void *ctx)
+{
+	struct pw_ret_hdr *h = frames.hdr;
+	if (!h || !h->nawaited)
+		return 0;
+	pid_t pid = pw_getpid();
+	uint64_t slice = 200000; /* then a check that the threads still exist */
+	for (;;) {
+		uint32_t seen = __atomic_load_n(&h->count, __ATOMIC_ACQUIRE);
+		uint32_t left = 0;
+		for (uint32_t k = 0; k < h->nawaited; k++) {
+			uint32_t i = h->awaited[k];
+			struct pw_ret_slot *s = pw_ret_slot_at(h, frames.cap, i);
+			if (__atomic_load_n(&s->done, __ATOMIC_ACQUIRE))
+				fn(i, s->result, 0, ctx);
+			else
+				h->awaited[left++] = i;
+		}
+		h->nawaited = left;
+		if (!left)
+			return 0;
+		uint64_t t = now_ns();
+		if (t >= deadline)
+			return -ETIMEDOUT;
+		uint64_t ns = deadline - t < slice ? deadline - t : slice;
+		struct timespec ts = {(time_t)(ns / 1000000000u), (long)(ns % 1000000000u)};
+		if (pw_futex_wait(&h->count, seen, &ts) != -ETIMEDOUT)
+			continue;
+		/* A thread that ended before running the stub never will. */
+		for (uint32_t k = 0; k < h->nawaited; k++) {
+			uint32_t i = h->awaited[k];
+			struct pw_ret_slot *s = pw_ret_slot_at(h, frames.cap, i);
+			if (!__atomic_load_n(&s->done, __ATOMIC_ACQUIRE) &&
+			    pw_tgkill(pid, s->tid, 0) == -ESRCH) {
+				fn(i, 0, -ESRCH, ctx);
+				h->awaited[k--] = h->awaited[--h->nawaited];
+			}
+		}
+		if (slice < 64000000)
+			slice *= 2;
 	}
 }
 
@@ -561,7 +674,10 @@ static int detach_held(uint64_t deadline)
 int procwide__inject_run_detach(long nr, const long args[6], uint64_t deadline,
 				void (*fn)(uint32_t idx, long result, int err, void *ctx), void *ctx)
 {
-	int e = procwide__inject_run_all(nr, args, deadline, fn, ctx);
+	/* No return path: the threads go on while the helper stays. */
+	struct pw_inject_req q = {.op = PW_INJ_RUN_ALL, .pid = pw_getpid(), .nr = nr};
+	memcpy(q.args, args, sizeof q.args);
+	int e = run_req(&q, deadline, fn, ctx);
 	if (e)
 		kill_helper();
 	return e ? e : detach_held(deadline);

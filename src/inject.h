@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include "raw.h"
 
@@ -24,6 +25,13 @@ struct pw_inject_req {
 	pid_t pid;
 	long nr;
 	long args[6];
+	/* RUN_ALL: threads that block every signal may take the return path
+	 * (src/arch/x86_64/inject_arch.h), which compares the result with
+	 * `expected` itself. */
+	uint32_t may_return;
+	int32_t kill_on_mismatch;
+	pid_t caller;
+	long expected;
 };
 
 /* A seize answer (and the value procwide__inject_recv_seize returns) for
@@ -40,6 +48,9 @@ struct pw_inject_rep {
 	int32_t last;	 /* RUN_ALL/RELEASE: 1 on the closing reply */
 	int32_t stage;	 /* where it failed: enum pw_inject_stage */
 	pid_t tid;	 /* SEIZE: the thread */
+	/* RUN_ALL: the thread takes the return path: it runs the call once
+	 * the helper has gone, and its result is in the frames area. */
+	int32_t deferred;
 };
 
 enum pw_inject_stage {
@@ -56,12 +67,18 @@ enum pw_inject_stage {
 /* Tests: the helper dies after answering the first seize of a batch of
  * several (environment PROCWIDE_TEST_HELPER_DIES=1, read at load). */
 PW_HIDDEN extern bool procwide__test_helper_dies;
+/* Tests: the return path's stub sleeps in its tail (src/inject_gadget.c;
+ * PROCWIDE_TEST_TAIL_SLEEP=1, read at load); the return path is not taken
+ * (PROCWIDE_TEST_NO_RETURN=1). */
+PW_HIDDEN extern bool procwide__test_tail_sleep;
+PW_HIDDEN extern const struct timespec procwide__test_tail_ts;
+PW_HIDDEN extern bool procwide__test_no_return;
 /* The helper (src/inject_helper.c): the bytes it needs besides its stack
  * for a table of cap threads; its state set up in that memory (returned:
  * the argument of _main); its entry point, in the child. */
 PW_HIDDEN size_t procwide__inject_helper_size(uint32_t cap);
 PW_HIDDEN void *procwide__inject_helper_init(void *mem, int sock, pid_t parent, uint32_t cap,
-					     int shared);
+					     int shared, void *frames, uint32_t frames_cap);
 PW_HIDDEN __attribute__((noreturn)) void procwide__inject_helper_main(void *helper);
 
 /* Caller side (src/inject.c).  All return 0 or -errno; `why` gets a reason
@@ -75,7 +92,13 @@ PW_HIDDEN int procwide__inject_send_seize(uint32_t idx, pid_t tid);
  * answer (it is then gone, and every thread it held is let go). */
 PW_HIDDEN int procwide__inject_recv_seize(uint32_t *idx, uint64_t deadline, char *why,
 					  size_t whysz);
-PW_HIDDEN int procwide__inject_run_all(long nr, const long args[6], uint64_t deadline,
+/* Runs the call in every stopped thread; fn gets each result, except for
+ * threads that take the return path (procwide__inject_collect).  With
+ * kill_on_mismatch, a thread on that path whose result differs from
+ * `expected` kills the process before it goes on, as the signal handler
+ * does; caller: the calling thread, for the message. */
+PW_HIDDEN int procwide__inject_run_all(long nr, const long args[6], long expected,
+				       int kill_on_mismatch, pid_t caller, uint64_t deadline,
 				       void (*fn)(uint32_t idx, long result, int err, void *ctx),
 				       void *ctx);
 /* The same, then lets every thread it ran go and keeps the helper for more
@@ -84,6 +107,12 @@ PW_HIDDEN int procwide__inject_run_detach(long nr, const long args[6], uint64_t 
 					  void (*fn)(uint32_t idx, long result, int err, void *ctx),
 					  void *ctx);
 PW_HIDDEN void procwide__inject_end(void);
+/* After procwide__inject_end: waits until every thread that took the
+ * return path in the last run_all has run the call, and passes each
+ * result to fn (err -ESRCH: it ended first).  0, or -ETIMEDOUT. */
+PW_HIDDEN int procwide__inject_collect(uint64_t deadline,
+				       void (*fn)(uint32_t idx, long result, int err, void *ctx),
+				       void *ctx);
 /* Kills the helper at once, session or not (the kernel detaches every
  * thread it held, with the registers it had put back). */
 PW_HIDDEN void procwide__inject_abort(void);

@@ -28,6 +28,7 @@
 #define PW_PTRACE_INTERRUPT 0x4207
 #define PW_PTRACE_GETSIGMASK 0x420a
 #define PW_PTRACE_SETSIGMASK 0x420b
+#define PW_PTRACE_GETREGSET 0x4204
 #define PW_PTRACE_GET_RSEQ_CONFIGURATION 0x420f
 #define PW_PTRACE_O_TRACESYSGOOD 1
 #define PW_PTRACE_EVENT_STOP 128
@@ -39,6 +40,7 @@ struct held {
 	int masked;	       /* mask replaced: put h->mask back on detach */
 	int have_regs;	       /* saved/resume are valid: put resume back */
 	int err;	       /* run_all: 0, or how this thread failed */
+	int returns;	       /* run_all: takes the return path */
 	uint64_t mask;	       /* the thread's signal mask */
 	struct pw_regs saved;  /* registers at the stop */
 	struct pw_regs resume; /* what to put back (saved, restart applied) */
@@ -63,6 +65,11 @@ struct pw_helper {
 	pid_t parent;
 	uint32_t cap;	/* entries in t[] */
 	int shared;	/* started with CLONE_VM */
+	/* The frames area of the return path (src/inject.c), cap slots
+	 * after its header; NULL: not taken (a copy, or no memory). */
+	struct pw_ret_hdr *frames;
+	uint32_t frames_cap;
+	int shstk;	/* 0: no thread can have a shadow stack; 1: unknown */
 	/* Replies are sent in batches of up to PW_INJECT_BATCH per message:
 	 * one wake-up of the caller per batch, not per thread. */
 	uint32_t nout;
@@ -75,13 +82,17 @@ size_t procwide__inject_helper_size(uint32_t cap)
 	return sizeof(struct pw_helper) + (size_t)cap * sizeof(struct held);
 }
 
-void *procwide__inject_helper_init(void *mem, int sock, pid_t parent, uint32_t cap, int shared)
+void *procwide__inject_helper_init(void *mem, int sock, pid_t parent, uint32_t cap, int shared,
+				   void *frames, uint32_t frames_cap)
 {
 	struct pw_helper *H = mem;
 	H->sock = sock;
 	H->parent = parent;
 	H->cap = cap;
 	H->shared = shared;
+	H->frames = shared ? frames : NULL;
+	H->frames_cap = shared ? frames_cap : 0;
+	H->shstk = 1;
 	H->nout = 0;
 	return H;
 }
@@ -94,17 +105,28 @@ static void flush(struct pw_helper *H)
 	H->nout = 0;
 }
 
+static void send_rep(struct pw_helper *H, struct pw_inject_rep r)
+{
+	H->out[H->nout++] = r;
+	if (H->nout == PW_INJECT_BATCH || r.last)
+		flush(H);
+}
+
 static void reply_tid(struct pw_helper *H, int err, uint32_t idx, long result, int last, int stage,
 		      pid_t tid)
 {
-	H->out[H->nout++] = (struct pw_inject_rep){err, idx, result, last, stage, tid};
-	if (H->nout == PW_INJECT_BATCH || last)
-		flush(H);
+	send_rep(H, (struct pw_inject_rep){err, idx, result, last, stage, tid, 0});
 }
 
 static void reply(struct pw_helper *H, int err, uint32_t idx, long result, int last, int stage)
 {
 	reply_tid(H, err, idx, result, last, stage, 0);
+}
+
+/* h takes the return path: its result comes through the frames area. */
+static void reply_deferred(struct pw_helper *H, uint32_t idx)
+{
+	send_rep(H, (struct pw_inject_rep){0, idx, 0, 0, PW_STAGE_NONE, 0, 1});
 }
 
 /* Waits for the next stop of h->tid that the helper asked for: the stop
@@ -143,6 +165,7 @@ static int seize_start(struct held *h, pid_t pid, int *stage)
 	h->seized = 0;
 	h->masked = 0;
 	h->have_regs = 0;
+	h->returns = 0;
 	/* Checked again once it is stopped; this first check keeps a tid
 	 * reused by another process from being interrupted at all.  Only
 	 * ESRCH means gone: a check refused (a Landlock domain scoping
@@ -210,6 +233,31 @@ static void rseq_abort(struct held *h)
 	pw_arch_set_pc(&h->resume, abort_ip);
 }
 
+/* A thread found in the return path's stub has run the call of an
+ * earlier procwide call and not yet returned from it (rt_sigreturn): let
+ * it finish, from one system call stop to the next (it blocks every
+ * signal there), until it is back in its own code, held at the exit stop
+ * of its rt_sigreturn with what the frame put back.  Its earlier call is
+ * over (the caller waited for its result), so a thread still before the
+ * tail, in that call, is refused. */
+static int step_out_of_stub(struct held *h)
+{
+	if (!pw_arch_in_stub_tail(pw_arch_pc(&h->saved)))
+		return -EBUSY;
+	for (int k = 0; k < 8; k++) {
+		long r = ptrace4(PW_PTRACE_SYSCALL, h->tid, 0, 0);
+		if (!pw_is_err(r))
+			r = wait_stop(h, 0);
+		if (!pw_is_err(r))
+			r = ptrace4(PW_PTRACE_GETREGS, h->tid, 0, (long)&h->saved);
+		if (pw_is_err(r))
+			return (int)r;
+		if (!pw_arch_in_stub(pw_arch_pc(&h->saved)))
+			return 0;
+	}
+	return -EBUSY;
+}
+
 static int seize_finish(struct held *h, pid_t pid, int *stage)
 {
 	*stage = PW_STAGE_STOP;
@@ -224,9 +272,11 @@ static int seize_finish(struct held *h, pid_t pid, int *stage)
 	if (pw_is_err(r))
 		return (int)r; /* ESRCH: gone; another error: a refusal */
 	*stage = PW_STAGE_REGS;
-	if (pw_is_err(r = ptrace4(PW_PTRACE_GETSIGMASK, h->tid, 8, (long)&h->mask)))
-		return (int)r;
 	r = ptrace4(PW_PTRACE_GETREGS, h->tid, 0, (long)&h->saved);
+	if (!pw_is_err(r) && pw_arch_in_stub(pw_arch_pc(&h->saved)))
+		r = step_out_of_stub(h);
+	if (!pw_is_err(r))
+		r = ptrace4(PW_PTRACE_GETSIGMASK, h->tid, 8, (long)&h->mask);
 	if (pw_is_err(r))
 		return (int)r;
 	if (pw_arch_is_kernel_worker(&h->saved))
@@ -254,19 +304,74 @@ static void detach(struct held *h)
 	h->seized = 0;
 }
 
-/* Runs the call in every held thread.  All threads are started towards
- * the call's entry stop at once, and their stops are then taken in order:
- * the stops overlap on every CPU instead of costing a round trip each. */
-static void run_all(struct pw_helper *H, long nr, const long args[6])
+/* Whether h can take the return path (src/arch/x86_64/inject_arch.h) for
+ * this call; if so, writes its frame and points it at the stub, which it
+ * runs once the helper has gone. */
+static bool send_on_return_path(struct pw_helper *H, uint32_t i, const struct pw_inject_req *q)
+{
+	struct held *h = &H->t[i];
+	uint64_t unblockable = (1ULL << (SIGKILL - 1)) | (1ULL << (SIGSTOP - 1));
+	if (!q->may_return || !H->frames || i >= H->frames_cap || (h->mask | unblockable) != ~0ULL ||
+	    pw_arch_call_may_filter(q->nr, q->args))
+		return false;
+	struct pw_ret_slot *slot = pw_ret_slot_at(H->frames, H->frames_cap, i);
+	if (H->shstk) {
+		/* ENODEV: no shadow stack on this CPU; EINVAL or EIO: a kernel
+		 * without them.  The same for every thread: asked once. */
+		long w = 0;
+		struct {
+			void *base;
+			unsigned long len;
+		} iov = {&w, sizeof w};
+		long r = ptrace4(PW_PTRACE_GETREGSET, h->tid, PW_NT_X86_SHSTK, (long)&iov);
+		if (r != -ENODEV && r != -EINVAL && r != -EIO)
+			return false;
+		H->shstk = 0;
+	}
+	struct {
+		void *base;
+		unsigned long len;
+	} iov = {slot->fpstate, (sizeof slot->fpstate - 4) & ~7UL}; /* whole words, MAGIC2 after */
+	if (pw_is_err(ptrace4(PW_PTRACE_GETREGSET, h->tid, PW_NT_X86_XSTATE, (long)&iov)) ||
+	    pw_arch_seal_xstate(slot->fpstate, iov.len, sizeof slot->fpstate) != 0 ||
+	    pw_arch_fill_frame(&slot->frame, &h->resume, h->mask, slot->fpstate) != 0)
+		return false;
+	volatile struct pw_ret_slot *vs = slot;
+	vs->expected = q->expected;
+	vs->kill_on_mismatch = q->kill_on_mismatch ? 1 : 0;
+	vs->tid = h->tid;
+	vs->caller = q->caller;
+	vs->done = 0;
+	struct pw_regs regs;
+	pw_regs_copy(&regs, &h->saved);
+	pw_arch_prepare_return(&regs, q->nr, q->args, slot, H->frames);
+	return !pw_is_err(ptrace4(PW_PTRACE_SETREGS, h->tid, 0, (long)&regs));
+}
+
+/* Runs the call in every held thread.  Threads that can take the return
+ * path are sent on it, and run the call once the helper has exited; the
+ * others are started towards the call's entry stop at once, and their
+ * stops are then taken in order: the stops overlap on every CPU instead of
+ * costing a round trip each. */
+static void run_all(struct pw_helper *H, const struct pw_inject_req *q)
 {
 	struct held *t = H->t;
+	uint32_t returning = 0;
 	for (uint32_t i = 0; i < H->cap; i++) {
 		if (!t[i].seized)
 			continue;
+		t[i].err = 0;
+		t[i].returns = send_on_return_path(H, i, q);
+		if (t[i].returns) {
+			/* The registers it is let go with are the stub's; its
+			 * frame puts back the rest. */
+			t[i].have_regs = 0;
+			returning++;
+			continue;
+		}
 		struct pw_regs regs;
 		pw_regs_copy(&regs, &t[i].saved);
-		pw_arch_prepare_call(&regs, nr, args);
-		t[i].err = 0;
+		pw_arch_prepare_call(&regs, q->nr, q->args);
 		/* Every signal blocked while it runs the call, so that none is
 		 * taken from its queue on the way (they stay pending with their
 		 * siginfo); the mask is put back at the exit stop.  Only here:
@@ -288,14 +393,24 @@ static void run_all(struct pw_helper *H, long nr, const long args[6])
 				  pw_is_err(ptrace4(PW_PTRACE_SYSCALL, t[i].tid, 0, 0))))
 			t[i].err = -ESRCH;
 	}
+	if (returning) {
+		/* Nothing runs the stub before the helper exits. */
+		volatile struct pw_ret_hdr *hdr = H->frames;
+		hdr->count = 0;
+		hdr->target = returning;
+	}
 	for (uint32_t i = 0; i < H->cap; i++) /* entry stops */
-		if (t[i].seized && !t[i].err &&
+		if (t[i].seized && !t[i].returns && !t[i].err &&
 		    (pw_is_err(wait_stop(&t[i], 0)) ||
 		     pw_is_err(ptrace4(PW_PTRACE_SYSCALL, t[i].tid, 0, 0))))
 			t[i].err = -ESRCH;
 	for (uint32_t i = 0; i < H->cap; i++) { /* exit stops */
 		if (!t[i].seized)
 			continue;
+		if (t[i].returns) {
+			reply_deferred(H, i);
+			continue;
+		}
 		struct pw_regs after;
 		if (!t[i].err && pw_is_err(wait_stop(&t[i], 0)))
 			t[i].err = -ESRCH;
@@ -421,7 +536,7 @@ void procwide__inject_helper_main(void *arg)
 			}
 			flush(H);
 		} else if (q.op == PW_INJ_RUN_ALL) {
-			run_all(H, q.nr, q.args);
+			run_all(H, &q);
 		} else if (q.op == PW_INJ_DETACH) {
 			let_go(H, true);
 			reply(H, 0, 0, 0, 1, PW_STAGE_NONE);

@@ -31,14 +31,28 @@
 
 #define block_everything pw_block_all_signals
 
+/* The ptrace stops thread tid went through in the call of rep. */
+static int stops_of(const struct procwide_report *rep, pid_t tid)
+{
+	for (size_t i = 0; i < rep->nthreads; i++)
+		if (rep->threads[i].tid == tid)
+			return rep->threads[i].stops;
+	return -1;
+}
+
 /* Sets no_new_privs everywhere and checks every thread, and that the
- * thread `via_ptrace` was reached through ptrace. */
-static void nnp_everywhere(pid_t via_ptrace)
+ * thread `via_ptrace` was reached through ptrace, with `stops` stops: 1
+ * for a thread that blocks every signal and takes the return path, 3 for
+ * one that keeps the stop at the call's exit (see procwide_run(3)); 0:
+ * either. */
+static void nnp_everywhere(pid_t via_ptrace, int stops)
 {
 	struct procwide_call call = {.nr = SYS_prctl, .args = {PR_SET_NO_NEW_PRIVS, 1}};
 	struct procwide_report rep = {.size = sizeof rep};
 	PW_CHECK(procwide_run(&call, NULL, &rep) == 0, "%s", rep.message);
 	pw_expect_thread(&rep, via_ptrace, PROCWIDE_PATH_PTRACE, PROCWIDE_THREAD_OK);
+	if (stops)
+		PW_EQ_LONG(stops_of(&rep, via_ptrace), stops);
 	procwide_report_release(&rep);
 	pid_t tids[64];
 	size_t n = pw_list_tids(tids, 64);
@@ -119,7 +133,8 @@ static void runtime_timer_thread(void)
 	pid_t timer = start_thread(&t, timer_main, NULL, &timer_tid);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	struct pw_idle *idle = pw_idle_start(3);
-	nnp_everywhere(timer);
+	/* glibc's mask leaves its signals 32 and 33 open; nanosleep. */
+	nnp_everywhere(timer, 3);
 	atomic_store(&timer_stop, true);
 	pthread_join(t, NULL);
 	PW_EQ_LONG(atomic_load(&timer_eintr), 0);
@@ -150,7 +165,7 @@ static void read_on_pipe_resumes(void)
 	atomic_store(&reader_ret, -2);
 	pthread_t t;
 	pid_t tid = start_reader(&t, reader_main, &reader_tid);
-	nnp_everywhere(tid);
+	nnp_everywhere(tid, 1);
 	/* Back to sleep in read() (had it returned, the thread would end). */
 	wait_in_syscall(tid, SYS_read);
 	PW_EQ_LONG(atomic_load(&reader_ret), -2);
@@ -228,7 +243,9 @@ static void wait_completes_normally(enum wait_kind k)
 	/* Its wait is the first call after it published its tid that
 	 * sleeps (the number differs between C libraries). */
 	wait_in_syscall(tid, -1);
-	nnp_everywhere(tid);
+	/* All but epoll_wait (whose EINTR becomes a restart) end a stop with
+	 * -ERESTART_RESTARTBLOCK, which rt_sigreturn would end. */
+	nnp_everywhere(tid, k == W_EPOLL ? 1 : 3);
 	pthread_join(t, NULL);
 	PW_CHECK(atomic_load(&waiter_ret) == 0, "returned %ld errno %ld (%s)",
 		 atomic_load(&waiter_ret), atomic_load(&waiter_errno),
@@ -344,7 +361,7 @@ static void registers_survive_injection(void)
 	PW_CHECK(pipe(probe_pipe) == 0, "pipe");
 	pthread_t t;
 	pid_t tid = start_reader(&t, probe_main, &probe_tid);
-	nnp_everywhere(tid);
+	nnp_everywhere(tid, 1); /* the frame puts them back */
 	PW_CHECK(write(probe_pipe[1], "r", 1) == 1, "write");
 	pthread_join(t, NULL);
 	PW_EQ_LONG(atomic_load(&probe_ret), 1);
@@ -368,6 +385,219 @@ static void registers_survive_injection(void)
 	for (int i = 13; i < 45; i++)
 		PW_CHECK(probe_out[i] == 0xa5a5a5a5a5a5a5a5ULL, "xmm%d: %#llx", (i - 13) / 2,
 			 (unsigned long long)probe_out[i]);
+}
+
+/* ---- the return path: what the frame must put back --------------------- */
+
+/* The state a thread keeps across a system call that the general
+ * registers do not hold: the upper halves of ymm7 and ymm15 (with AVX),
+ * MXCSR and the x87 control word, set to values of their own (rounding
+ * towards zero).  vec_main loads them, sleeps in a raw futex wait until
+ * vec_go is set, stores what it finds, and puts the defaults back. */
+static atomic_int vec_tid;
+static int vec_go;
+static uint64_t vec_seen[10]; /* ymm7, ymm15, mxcsr, x87 control word */
+static const uint64_t vec_want[8] = {
+	0x0123456789abcdef, 0x1122334455667788, 0x99aabbccddeeff00, 0x0f1e2d3c4b5a6978,
+	0xfedcba9876543210, 0x8877665544332211, 0x00ffeeddccbbaa99, 0x8796a5b4c3d2e1f0,
+};
+
+static void *vec_main(void *arg)
+{
+	long avx = arg != NULL;
+	block_everything();
+	atomic_store(&vec_tid, pw_gettid());
+	uint32_t mxcsr = 0x7f80, mxcsr_default = 0x1f80;
+	uint16_t fcw = 0x0f7f, fcw_default = 0x037f;
+	__asm__ volatile(
+		"	test %[avx], %[avx]\n"
+		"	jz 1f\n"
+		"	vmovdqu 0(%[want]), %%ymm7\n"
+		"	vmovdqu 32(%[want]), %%ymm15\n"
+		"1:	ldmxcsr %[mx]\n"
+		"	fldcw %[cw]\n"
+		"2:	mov $202, %%eax\n" /* futex(&vec_go, FUTEX_WAIT_PRIVATE, 0) */
+		"	mov %[go], %%rdi\n"
+		"	mov $128, %%esi\n"
+		"	xor %%edx, %%edx\n"
+		"	xor %%r10d, %%r10d\n"
+		"	syscall\n"
+		"	cmpl $0, (%[go])\n"
+		"	je 2b\n"
+		"	test %[avx], %[avx]\n"
+		"	jz 3f\n"
+		"	vmovdqu %%ymm7, 0(%[seen])\n"
+		"	vmovdqu %%ymm15, 32(%[seen])\n"
+		"	vzeroupper\n"
+		"3:	stmxcsr 64(%[seen])\n"
+		"	fnstcw 72(%[seen])\n"
+		"	ldmxcsr %[mxd]\n"
+		"	fldcw %[cwd]\n"
+		:
+		: [avx] "r"(avx), [want] "r"(vec_want), [seen] "r"(vec_seen), [go] "r"(&vec_go),
+		  [mx] "m"(mxcsr), [cw] "m"(fcw), [mxd] "m"(mxcsr_default), [cwd] "m"(fcw_default)
+		: "rax", "rdi", "rsi", "rdx", "r10", "rcx", "r11", "xmm7", "xmm15", "memory", "cc");
+	return NULL;
+}
+
+static void vector_state_survives_the_return_path(void)
+{
+	bool avx = __builtin_cpu_supports("avx");
+	if (!avx)
+		pw_diag("no AVX: MXCSR and the x87 control word only");
+	pthread_t t;
+	pid_t tid = start_thread(&t, vec_main, avx ? (void *)1 : NULL, &vec_tid);
+	wait_in_syscall(tid, SYS_futex);
+	nnp_everywhere(tid, 1);
+	__atomic_store_n(&vec_go, 1, __ATOMIC_SEQ_CST);
+	syscall(SYS_futex, &vec_go, 129 /* FUTEX_WAKE_PRIVATE */, 1, NULL, NULL, 0);
+	pthread_join(t, NULL);
+	for (int i = 0; avx && i < 8; i++)
+		PW_CHECK(vec_seen[i] == vec_want[i], "ymm%d word %d: %#llx", i < 4 ? 7 : 15, i % 4,
+			 (unsigned long long)vec_seen[i]);
+	PW_EQ_LONG((long)(vec_seen[8] & 0xffff), 0x7f80);
+	PW_EQ_LONG((long)(vec_seen[9] & 0xffff), 0x0f7f);
+}
+
+/* The frame's uc_stack is one rt_sigreturn ignores: a thread's alternate
+ * signal stack is left as it was. */
+static char alt_stack[64 * 1024];
+static stack_t alt_seen;
+static atomic_int alt_tid;
+
+static void *alt_main(void *arg)
+{
+	(void)arg;
+	stack_t ss = {.ss_sp = alt_stack, .ss_size = sizeof alt_stack, .ss_flags = 0}, old;
+	PW_CHECK(sigaltstack(&ss, &old) == 0, "sigaltstack");
+	block_everything();
+	atomic_store(&alt_tid, pw_gettid());
+	char c;
+	PW_CHECK(read(pfd[0], &c, 1) == 1, "read");
+	PW_CHECK(sigaltstack(NULL, &alt_seen) == 0, "sigaltstack");
+	/* Back to the one it had: a sanitizer frees its own at exit. */
+	PW_CHECK(sigaltstack(&old, NULL) == 0, "sigaltstack");
+	return NULL;
+}
+
+static void sigaltstack_survives_the_return_path(void)
+{
+	PW_CHECK(pipe(pfd) == 0, "pipe");
+	pthread_t t;
+	pid_t tid = start_reader(&t, alt_main, &alt_tid);
+	nnp_everywhere(tid, 1);
+	PW_CHECK(write(pfd[1], "a", 1) == 1, "write");
+	pthread_join(t, NULL);
+	PW_CHECK(alt_seen.ss_sp == alt_stack && alt_seen.ss_size == sizeof alt_stack &&
+			 alt_seen.ss_flags == 0,
+		 "sigaltstack now %p size %zu flags %d", alt_seen.ss_sp, alt_seen.ss_size,
+		 alt_seen.ss_flags);
+}
+
+/* A call that may install a seccomp filter keeps the stops: the filter
+ * would judge what the stub runs after it. */
+static void seccomp_call_keeps_the_stops(void)
+{
+	pid_t tid = pw_start_blocking_thread();
+	wait_in_syscall(tid, -1);
+	uint32_t action = 0x7fff0000U; /* SECCOMP_RET_ALLOW */
+	struct procwide_call call = {.nr = SYS_seccomp, .args = {2 /* GET_ACTION_AVAIL */, 0, (long)&action}};
+	struct procwide_report rep = {.size = sizeof rep};
+	PW_CHECK(procwide_run(&call, NULL, &rep) == 0, "%s", rep.message);
+	pw_expect_thread(&rep, tid, PROCWIDE_PATH_PTRACE, PROCWIDE_THREAD_OK);
+	PW_EQ_LONG(stops_of(&rep, tid), 3);
+	procwide_report_release(&rep);
+	/* The same thread takes the return path for any other call. */
+	nnp_everywhere(tid, 1);
+}
+
+/* Run again with PROCWIDE_TEST_TAIL_SLEEP=1: the stub sleeps 300 ms after
+ * storing its result, on its way back.  The next call finds the thread
+ * there, lets it finish its way out through its system call stops, and
+ * sends it on the return path again; the thread ends up in its read(),
+ * with everything it had. */
+static void thread_in_the_stub_tail_is_let_out(void)
+{
+	if (!getenv("PROCWIDE_TEST_TAIL_SLEEP")) {
+		pw_rerun_with("thread_in_the_stub_tail_is_let_out", "PROCWIDE_TEST_TAIL_SLEEP");
+		return;
+	}
+	PW_CHECK(pipe(pfd) == 0, "pipe");
+	atomic_store(&reader_ret, -2);
+	pthread_t t;
+	pid_t tid = start_reader(&t, reader_main, &reader_tid);
+	char name[16];
+	for (int round = 0; round < 2; round++) {
+		snprintf(name, sizeof name, "pw-tail%c", '0' + round);
+		struct procwide_call call = {.nr = SYS_prctl, .args = {PR_SET_NAME, (long)name}};
+		struct procwide_report rep = {.size = sizeof rep};
+		PW_CHECK(procwide_run(&call, NULL, &rep) == 0, "%s", rep.message);
+		pw_expect_thread(&rep, tid, PROCWIDE_PATH_PTRACE, PROCWIDE_THREAD_OK);
+		PW_EQ_LONG(stops_of(&rep, tid), 1);
+		/* The first call returns once the result is stored; the second
+		 * waited for the thread to sleep out its tail. */
+		pw_diag("call %d: %.0f ms", round, (double)rep.elapsed_ns / 1e6);
+		if (round == 1)
+			PW_CHECK(rep.elapsed_ns > 150000000ull, "call 2 took %.1f ms: the thread was not in the tail",
+				 (double)rep.elapsed_ns / 1e6);
+		procwide_report_release(&rep);
+	}
+	char got[32];
+	PW_CHECK(pw_task_comm(tid, got, sizeof got) && strcmp(got, "pw-tail1") == 0, "named %s", got);
+	char blk[32];
+	PW_CHECK(pw_task_status(tid, "SigBlk", blk, sizeof blk) && strcmp(blk, "fffffffffffbfeff") == 0,
+		 "SigBlk %s", blk);
+	wait_in_syscall(tid, SYS_read);
+	PW_EQ_LONG(atomic_load(&reader_ret), -2);
+	PW_CHECK(write(pfd[1], "t", 1) == 1, "write");
+	pthread_join(t, NULL);
+	PW_EQ_LONG(atomic_load(&reader_ret), 1);
+	PW_EQ_LONG(reader_byte, 't');
+}
+
+/* A thread on the return path whose result differs from the caller's kills
+ * the process before it goes back to its own code, as the signal handler
+ * does: gettid differs in every thread.  The thread waits on a futex word
+ * the caller has already set: were it let go, its restarted wait would
+ * return at once and it would write to the witness pipe. */
+static int witness[2];
+static int mm_word;
+static atomic_int mm_tid;
+
+static void *mismatch_main(void *arg)
+{
+	(void)arg;
+	block_everything();
+	atomic_store(&mm_tid, pw_gettid());
+	while (__atomic_load_n(&mm_word, __ATOMIC_SEQ_CST) != 2)
+		syscall(SYS_futex, &mm_word, 128 /* FUTEX_WAIT_PRIVATE */, 0, NULL, NULL, 0);
+	if (write(witness[1], "ran", 3) != 3)
+		_exit(3);
+	return NULL;
+}
+
+static void return_path_mismatch_kills_first(void)
+{
+	int err[2];
+	PW_CHECK(pipe(witness) == 0 && pipe(err) == 0, "pipe");
+	pid_t p = fork();
+	PW_CHECK(p >= 0, "fork");
+	if (p == 0) {
+		dup2(err[1], 2);
+		pthread_t t;
+		pid_t tid = start_thread(&t, mismatch_main, NULL, &mm_tid);
+		wait_in_syscall(tid, SYS_futex);
+		__atomic_store_n(&mm_word, 2, __ATOMIC_SEQ_CST); /* no wake */
+		struct procwide_call call = {.nr = SYS_gettid};
+		struct procwide_opts o = {.size = sizeof o, .flags = PROCWIDE_ATOMIC};
+		procwide_run(&call, &o, NULL);
+		_exit(0); /* must not be reached */
+	}
+	close(err[1]);
+	close(witness[1]);
+	pw_expect_mismatch_kill(p, err[0]);
+	char buf[8];
+	PW_EQ_LONG(read(witness[0], buf, sizeof buf), 0); /* it never went on */
 }
 
 /* A thread that blocks some signals and not others, reached through ptrace
@@ -706,7 +936,7 @@ static void thread_state_is_untouched(void)
 	char blk_before[32], pnd_before[32];
 	PW_CHECK(pw_task_status(tid, "SigBlk", blk_before, sizeof blk_before), "blk");
 	PW_CHECK(pw_task_status(tid, "SigPnd", pnd_before, sizeof pnd_before), "pnd");
-	nnp_everywhere(tid);
+	nnp_everywhere(tid, 0); /* in usleep (3 stops) or between two (1) */
 	/* Asleep again: it has run past its release (a signal the release
 	 * sent it, such as a stray SIGTRAP, is pending by now). */
 	wait_in_syscall(tid, -1);
@@ -1203,6 +1433,10 @@ static void landlock_before_threads_keeps_ptrace(void)
 	struct procwide_report rep = {.size = sizeof rep};
 	PW_CHECK(procwide_run(&call, NULL, &rep) == 0, "%s", rep.message);
 	PW_EQ_LONG(rep.mode, PROCWIDE_MODE_DIRECT);
+	/* The direct path lets threads go while its helper stays: no return
+	 * path there. */
+	pw_expect_thread(&rep, blocked, PROCWIDE_PATH_PTRACE, PROCWIDE_THREAD_OK);
+	PW_EQ_LONG(stops_of(&rep, blocked), 3);
 	procwide_report_release(&rep);
 	char got[32];
 	PW_CHECK(pw_task_comm(blocked, got, sizeof got) && strcmp(got, new_name) == 0,
@@ -1296,6 +1530,11 @@ int main(int argc, char **argv)
 		PW_CASE(futex_wait_completes),
 		PW_CASE(int80_nanosleep_completes),
 		PW_CASE(registers_survive_injection),
+		PW_CASE(vector_state_survives_the_return_path),
+		PW_CASE(sigaltstack_survives_the_return_path),
+		PW_CASE(seccomp_call_keeps_the_stops),
+		PW_CASE(thread_in_the_stub_tail_is_let_out),
+		PW_CASE(return_path_mismatch_kills_first),
 		PW_CASE(partly_masked_thread_keeps_its_mask),
 		PW_CASE(signal_while_held_interrupts_the_call),
 		PW_CASE(signal_while_held_to_the_process_interrupts),

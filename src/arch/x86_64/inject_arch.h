@@ -206,6 +206,276 @@ static inline struct pw_regs pw_arch_resume_regs(const struct pw_regs *saved,
 	".popsection\n"
 
 
+/* ---- The return path: one stop for a thread that blocks every signal ----
+ *
+ * Such a thread needs no stop after its call.  The helper stops it once and
+ * writes, in the thread's slot of procwide's frames area (src/inject.c),
+ * what the kernel writes when it delivers a signal: a struct rt_sigframe
+ * holding the registers to resume with, the signal mask and the FPU/AVX
+ * state (read with PTRACE_GETREGSET, NT_X86_XSTATE).  It points the thread
+ * at procwide__inject_stub, with the stack pointer on that frame, and
+ * exits; the kernel lets the thread go.  The thread makes the call, stores
+ * the result, wakes the caller and returns with rt_sigreturn, which puts
+ * back every register, the mask and the extended state at once, as after
+ * a signal handler.  Two stops fewer than the stub above, and the call runs
+ * after the helper has gone.
+ *
+ * What the kernel does on the way back decides who may take it:
+ * - rt_sigreturn sets orig_rax to -1, so the kernel's restart of an
+ *   interrupted call is done here, as the kernel does it when no handler
+ *   runs (arch_do_signal_or_restart): rip back onto the instruction, the
+ *   number back in rax.  A signal that arrived meanwhile and has a handler
+ *   would then run before the restarted call instead of making it fail
+ *   with EINTR; a thread that blocks every signal has none delivered, so
+ *   only such threads take this path.
+ * - rt_sigreturn also ends a pending restart_syscall (restart_block.fn
+ *   becomes do_no_restart_syscall: EINTR), so a thread in nanosleep, poll
+ *   with a timeout or a timed futex wait (-ERESTART_RESTARTBLOCK) keeps
+ *   the stops.
+ * - With a shadow stack (CET) rt_sigreturn pops a token the kernel pushes
+ *   only for a real signal: such a thread keeps the stops.
+ * - The frame's uc_stack holds flags rt_sigreturn's restore_altstack
+ *   rejects (do_sigaltstack: EINVAL, which it ignores): the thread's
+ *   sigaltstack is left as it is.
+ * - A call that may install a seccomp filter keeps the stops: the filter
+ *   would judge the futex and rt_sigreturn the stub makes after it.
+ *
+ * aarch64: the frame is struct rt_sigframe there (ucontext with the FP/SIMD
+ * context records, fpsimd_context read with NT_PRFPREG, an end record; SVE
+ * state makes the thread keep the stops), the stub ends with `mov x8, #139;
+ * svc #0`, and the restart is pc -= 4 with x0 = orig_x0. */
+
+/* The kernel's x86_64 struct sigcontext, struct ucontext and struct
+ * rt_sigframe (arch/x86/include/uapi/asm/sigcontext.h, ucontext.h). */
+struct pw_ksigcontext {
+	uint64_t r8, r9, r10, r11, r12, r13, r14, r15;
+	uint64_t rdi, rsi, rbp, rbx, rdx, rax, rcx, rsp, rip, eflags;
+	uint16_t cs, gs, fs, ss;
+	uint64_t err, trapno, oldmask, cr2, fpstate;
+	uint64_t reserved1[8];
+};
+
+struct pw_kucontext {
+	uint64_t flags, link;
+	uint64_t ss_sp;
+	int32_t ss_flags, ss_pad;
+	uint64_t ss_size;
+	struct pw_ksigcontext mc;
+	uint64_t sigmask;
+};
+
+struct pw_ksigframe {
+	uint64_t pretcode; /* the handler's return address: rsp points past it */
+	struct pw_kucontext uc;
+	uint8_t info[128]; /* siginfo: not read, but checked to be mapped */
+};
+
+_Static_assert(sizeof(struct pw_ksigcontext) == 256, "struct sigcontext");
+_Static_assert(sizeof(struct pw_kucontext) == 304, "struct ucontext");
+
+#define PW_UC_FP_XSTATE 0x1
+#define PW_UC_SIGCONTEXT_SS 0x2
+#define PW_UC_STRICT_RESTORE_SS 0x4
+#define PW_SS_INVALID 4 /* neither 0, SS_ONSTACK nor SS_DISABLE */
+
+/* A thread's slot in the frames area.  Offsets are used by the stub. */
+struct pw_ret_slot {
+	long result;		/* 0: the call's result, stored by the stub */
+	long expected;		/* 8: the caller's result */
+	uint32_t done;		/* 16: 1 once result is stored */
+	uint32_t kill_on_mismatch; /* 20 */
+	int32_t tid;		/* 24 */
+	int32_t caller;		/* 28 */
+	/* The stack of procwide__die_mismatch, should the stub call it. */
+	char stack[4096 - 32];
+	struct pw_ksigframe frame; /* 4096: rsp = &frame.uc */
+	char pad[512 - sizeof(struct pw_ksigframe)];
+	/* 4608: the extended state, 64-byte aligned as XRSTOR needs, and
+	 * FP_XSTATE_MAGIC2 after it. */
+	char fpstate[8192 - 4608];
+};
+
+_Static_assert(sizeof(struct pw_ret_slot) == 8192, "slot size");
+_Static_assert(__builtin_offsetof(struct pw_ret_slot, frame) == 4096, "frame offset");
+_Static_assert(__builtin_offsetof(struct pw_ret_slot, fpstate) == 4608, "fpstate offset");
+
+/* The frames area begins with this header and the caller's list of the
+ * slots it awaits, on pages of their own; the slots follow. */
+struct pw_ret_hdr {
+	uint32_t count;	 /* 0: threads that have stored their result */
+	uint32_t target; /* 4: the count at which the stub wakes the caller */
+	uint32_t cap;	 /* slots in the area */
+	uint32_t nawaited;
+	uint32_t awaited[];
+};
+
+static inline size_t pw_ret_head_size(uint32_t cap)
+{
+	return (sizeof(struct pw_ret_hdr) + 4 * (size_t)cap + 4095) & ~(size_t)4095;
+}
+
+static inline struct pw_ret_slot *pw_ret_slot_at(struct pw_ret_hdr *h, uint32_t cap, uint32_t i)
+{
+	return (struct pw_ret_slot *)(void *)((char *)h + pw_ret_head_size(cap) +
+					      (size_t)i * sizeof(struct pw_ret_slot));
+}
+
+extern const char procwide__inject_stub[] __attribute__((visibility("hidden")));
+extern const char procwide__inject_stub_tail[] __attribute__((visibility("hidden")));
+extern const char procwide__inject_stub_end[] __attribute__((visibility("hidden")));
+
+/* Whether pc is in the stub, and past its call (the tail). */
+static inline int pw_arch_in_stub(unsigned long pc)
+{
+	return pc >= (unsigned long)(uintptr_t)procwide__inject_stub &&
+	       pc < (unsigned long)(uintptr_t)procwide__inject_stub_end;
+}
+
+static inline int pw_arch_in_stub_tail(unsigned long pc)
+{
+	return pc >= (unsigned long)(uintptr_t)procwide__inject_stub_tail &&
+	       pc < (unsigned long)(uintptr_t)procwide__inject_stub_end;
+}
+
+/* Calls that may install a seccomp filter: seccomp(2), prctl(PR_SET_SECCOMP). */
+static inline int pw_arch_call_may_filter(long nr, const long args[6])
+{
+	return nr == 317 || (nr == 157 && args[0] == 22);
+}
+
+#define PW_NT_X86_XSTATE 0x202
+#define PW_NT_X86_SHSTK 0x204
+#define PW_XSTATE_SW_OFF 464 /* fxregs_state.sw_reserved */
+
+/* Turns what PTRACE_GETREGSET NT_X86_XSTATE wrote at fp (len bytes, the
+ * standard XSAVE layout) into a signal frame's extended state: the
+ * software-reserved bytes a frame carries (struct _fpx_sw_bytes; the
+ * regset has the enabled-features mask, XCR0, in their first word) and
+ * FP_XSTATE_MAGIC2 after the state.  -1 if it cannot: dynamic features
+ * (AMX tiles, whose size a frame of this task may not hold), or no room. */
+static inline int pw_arch_seal_xstate(char *fp, size_t len, size_t room)
+{
+	uint64_t xcr0 = *(const volatile uint64_t *)(const void *)(fp + PW_XSTATE_SW_OFF);
+	if (len < 576 || len + 4 > room || (xcr0 & (3ULL << 17)) || !(xcr0 & 3))
+		return -1;
+	volatile uint32_t *sw = (volatile uint32_t *)(void *)(fp + PW_XSTATE_SW_OFF);
+	sw[0] = 0x46505853U;	     /* FP_XSTATE_MAGIC1 */
+	sw[1] = (uint32_t)len + 4;   /* extended_size */
+	sw[2] = (uint32_t)xcr0;	     /* xfeatures */
+	sw[3] = (uint32_t)(xcr0 >> 32);
+	sw[4] = (uint32_t)len;	     /* xstate_size */
+	for (unsigned i = 5; i < 12; i++)
+		sw[i] = 0;
+	*(volatile uint32_t *)(void *)(fp + len) = 0x46505845U; /* FP_XSTATE_MAGIC2 */
+	return 0;
+}
+
+#define PW_ERESTARTSYS 512
+#define PW_ERESTARTNOINTR 513
+#define PW_ERESTART_RESTARTBLOCK 516
+
+/* Fills the frame to return to `resume` with signal mask `mask` and the
+ * extended state at fp, with the kernel's restart applied (see above).
+ * -1 if the thread must keep the stops (a restart_syscall pending). */
+static inline int pw_arch_fill_frame(struct pw_ksigframe *f, const struct pw_regs *resume,
+				     uint64_t mask, const char *fp)
+{
+	unsigned long rax = resume->rax, rip = resume->rip;
+	if (pw_arch_in_syscall(resume)) {
+		long e = -(long)rax;
+		if (e == PW_ERESTART_RESTARTBLOCK)
+			return -1;
+		if (e == PW_ERESTARTSYS || e == PW_ERESTARTNOINTR || e == PW_ERESTARTNOHAND) {
+			rax = resume->orig_rax;
+			rip -= 2; /* `syscall` and `int $0x80` are both two bytes */
+		}
+	}
+	volatile struct pw_kucontext *uc = &f->uc;
+	uc->flags = PW_UC_FP_XSTATE | PW_UC_SIGCONTEXT_SS | PW_UC_STRICT_RESTORE_SS;
+	uc->link = 0;
+	uc->ss_sp = 0;
+	uc->ss_flags = PW_SS_INVALID;
+	uc->ss_size = 0;
+	volatile struct pw_ksigcontext *mc = &uc->mc;
+	mc->r8 = resume->r8, mc->r9 = resume->r9, mc->r10 = resume->r10, mc->r11 = resume->r11;
+	mc->r12 = resume->r12, mc->r13 = resume->r13, mc->r14 = resume->r14;
+	mc->r15 = resume->r15, mc->rdi = resume->rdi, mc->rsi = resume->rsi;
+	mc->rbp = resume->rbp, mc->rbx = resume->rbx, mc->rdx = resume->rdx;
+	mc->rax = rax, mc->rcx = resume->rcx, mc->rsp = resume->rsp, mc->rip = rip;
+	mc->eflags = resume->eflags;
+	mc->cs = (uint16_t)resume->cs, mc->gs = 0, mc->fs = 0, mc->ss = (uint16_t)resume->ss;
+	mc->err = 0, mc->trapno = 0, mc->oldmask = 0, mc->cr2 = 0;
+	mc->fpstate = (uint64_t)(uintptr_t)fp;
+	uc->sigmask = mask;
+	return 0;
+}
+
+/* Points a stopped thread at the stub, its slot in r12, the area's header
+ * in r13, its stack on the frame. */
+static inline void pw_arch_prepare_return(struct pw_regs *r, long nr, const long args[6],
+					  struct pw_ret_slot *slot, struct pw_ret_hdr *hdr)
+{
+	pw_arch_prepare_call(r, nr, args);
+	r->rip = (unsigned long)(uintptr_t)procwide__inject_stub;
+	r->r12 = (unsigned long)(uintptr_t)slot;
+	r->r13 = (unsigned long)(uintptr_t)hdr;
+	r->rsp = (unsigned long)(uintptr_t)&slot->frame.uc;
+}
+
+/* The stub.  r12: the slot, r13: the header, rsp: the frame's ucontext.
+ * After the call: the result stored; procwide__die_mismatch if it differs
+ * from the caller's and the call asks so (on the slot's own stack);
+ * `done`; the count raised, and the caller woken (FUTEX_WAKE_PRIVATE) if
+ * it reaches the target; rt_sigreturn.  procwide__test_tail_sleep (tests
+ * only) makes it sleep in its tail first. */
+#define PW_ARCH_STUB_ASM                                                       \
+	".pushsection .text\n"                                                 \
+	".globl procwide__inject_stub\n"                                       \
+	".hidden procwide__inject_stub\n"                                      \
+	".globl procwide__inject_stub_tail\n"                                  \
+	".hidden procwide__inject_stub_tail\n"                                 \
+	".globl procwide__inject_stub_end\n"                                   \
+	".hidden procwide__inject_stub_end\n"                                  \
+	".type procwide__inject_stub, @function\n"                             \
+	"procwide__inject_stub:\n"                                             \
+	"	syscall\n"                                                     \
+	"procwide__inject_stub_tail:\n"                                        \
+	"	mov %rax, 0(%r12)\n"                                           \
+	"	cmpl $0, 20(%r12)\n"                                           \
+	"	je 1f\n"                                                       \
+	"	cmp 8(%r12), %rax\n"                                           \
+	"	je 1f\n"                                                       \
+	"	mov 24(%r12), %edi\n"                                          \
+	"	mov %rax, %rsi\n"                                              \
+	"	mov 28(%r12), %edx\n"                                          \
+	"	mov 8(%r12), %rcx\n"                                           \
+	"	and $-16, %rsp\n"                                              \
+	"	call procwide__die_mismatch\n"                                 \
+	"	ud2\n"                                                         \
+	"1:	movl $1, 16(%r12)\n"                                           \
+	"	mov $1, %eax\n"                                                \
+	"	lock xadd %eax, 0(%r13)\n"                                     \
+	"	inc %eax\n"                                                    \
+	"	cmp 4(%r13), %eax\n"                                           \
+	"	jne 2f\n"                                                      \
+	"	mov %r13, %rdi\n"                                              \
+	"	mov $129, %esi\n"      /* FUTEX_WAKE_PRIVATE */                \
+	"	mov $1, %edx\n"                                                \
+	"	mov $202, %eax\n"      /* SYS_futex */                         \
+	"	syscall\n"                                                     \
+	"2:	cmpb $0, procwide__test_tail_sleep(%rip)\n"                    \
+	"	je 3f\n"                                                       \
+	"	lea procwide__test_tail_ts(%rip), %rdi\n"                      \
+	"	xor %esi, %esi\n"                                              \
+	"	mov $35, %eax\n"       /* SYS_nanosleep */                     \
+	"	syscall\n"                                                     \
+	"3:	mov $15, %eax\n"       /* SYS_rt_sigreturn */                  \
+	"	syscall\n"                                                     \
+	"	ud2\n"                                                         \
+	"procwide__inject_stub_end:\n"                                         \
+	".size procwide__inject_stub, . - procwide__inject_stub\n"             \
+	".popsection\n"
+
 /* Starting the helper on a stack of its own: a process that shares this
  * one's memory (CLONE_VM), or a copy of it (src/inject.c).
  *
