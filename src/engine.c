@@ -1012,7 +1012,7 @@ int procwide__release(enum pw_phase ph, uint64_t deadline)
 		/* Threads sent on the return path run the call now that the
 		 * helper has gone. */
 		if (ph == PW_GO && E.nseized &&
-		    procwide__inject_collect(deadline, procwide__on_injected, &E) != 0)
+		    procwide__inject_collect(patience, procwide__on_injected, &E) != 0)
 			procwide__die("procwide: a thread the ptrace helper had let go to run the call did not run it in time after other threads had run it; killing the process so that no thread runs half-changed\n");
 	}
 	atomic_store_explicit(&procwide__shared.phase, ph, memory_order_release);

@@ -53,11 +53,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#ifndef PR_SET_VMA
-#define PR_SET_VMA 0x53564d41
-#define PR_SET_VMA_ANON_NAME 0
-#endif
-
 #ifndef PR_SET_PTRACER
 #define PR_SET_PTRACER 0x59616d61
 #endif
@@ -358,9 +353,6 @@ static struct pw_ret_hdr *frames_for(uint32_t cap)
 			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (pw_is_err(m))
 		return frames.hdr && cap <= frames.cap ? frames.hdr : NULL;
-	/* Named in /proc/pid/maps where the kernel can (Linux 5.17,
-	 * CONFIG_ANON_VMA_NAME). */
-	prctl(PR_SET_VMA, PR_SET_VMA_ANON_NAME, m, len, (unsigned long)"procwide-frames");
 	frames.hdr = (struct pw_ret_hdr *)m;
 	frames.cap = cap;
 	frames.hdr->cap = cap;
@@ -623,19 +615,22 @@ int procwide__inject_run_all(long nr, const long args[6], long expected, int kil
 	return run_req(&q, deadline, fn, ctx);
 }
 
-int procwide__inject_collect(uint64_t deadline,
+int procwide__inject_collect(uint64_t patience,
 			     void (*fn)(uint32_t idx, long result, int err, void *ctx), void *ctx)
 {
 	struct pw_ret_hdr *h = frames.hdr;
 	if (!h || !h->nawaited)
 		return 0;
 	pid_t pid = pw_getpid();
-	uint64_t slice = 200000; /* then a check that the threads still exist */
+	uint64_t slice = 200000; /* then a look at the threads still out */
+	uint64_t deadline = patience == UINT64_MAX ? UINT64_MAX : now_ns() + patience;
 	for (;;) {
 		uint32_t seen = __atomic_load_n(&h->count, __ATOMIC_ACQUIRE);
-		uint32_t left = 0;
-		for (uint32_t k = 0; k < h->nawaited; k++) {
+		uint32_t left = 0, before = h->nawaited;
+		for (uint32_t k = 0; k < before; k++) {
 			uint32_t i = h->awaited[k];
+			if (i >= frames.cap)
+				return -EIO;
 			struct pw_ret_slot *s = pw_ret_slot_at(h, frames.cap, i);
 			if (__atomic_load_n(&s->done, __ATOMIC_ACQUIRE))
 				fn(i, s->result, 0, ctx);
@@ -646,8 +641,18 @@ int procwide__inject_collect(uint64_t deadline,
 		if (!left)
 			return 0;
 		uint64_t t = now_ns();
-		if (t >= deadline)
-			return -ETIMEDOUT;
+		if (left < before && patience != UINT64_MAX)
+			deadline = t + patience; /* progress: as procwide__release */
+		if (t >= deadline) {
+			/* Give up only if none of them waits for a CPU. */
+			bool runnable = false;
+			for (uint32_t k = 0; k < left && !runnable; k++)
+				runnable = procwide__task_state(
+						   pw_ret_slot_at(h, frames.cap, h->awaited[k])->tid) == 'R';
+			if (!runnable)
+				return -ETIMEDOUT;
+			deadline = t + patience;
+		}
 		uint64_t ns = deadline - t < slice ? deadline - t : slice;
 		struct timespec ts = {(time_t)(ns / 1000000000u), (long)(ns % 1000000000u)};
 		if (pw_futex_wait(&h->count, seen, &ts) != -ETIMEDOUT)

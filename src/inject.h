@@ -109,8 +109,10 @@ PW_HIDDEN int procwide__inject_run_detach(long nr, const long args[6], uint64_t 
 PW_HIDDEN void procwide__inject_end(void);
 /* After procwide__inject_end: waits until every thread that took the
  * return path in the last run_all has run the call, and passes each
- * result to fn (err -ESRCH: it ended first).  0, or -ETIMEDOUT. */
-PW_HIDDEN int procwide__inject_collect(uint64_t deadline,
+ * result to fn (err -ESRCH: it ended first).  0, or -ETIMEDOUT after
+ * `patience` ns without progress while none of them waits for a CPU (as
+ * procwide__release waits for parked threads), -EIO. */
+PW_HIDDEN int procwide__inject_collect(uint64_t patience,
 				       void (*fn)(uint32_t idx, long result, int err, void *ctx),
 				       void *ctx);
 /* Kills the helper at once, session or not (the kernel detaches every

@@ -69,7 +69,7 @@ struct pw_helper {
 	 * after its header; NULL: not taken (a copy, or no memory). */
 	struct pw_ret_hdr *frames;
 	uint32_t frames_cap;
-	int shstk;	/* 0: no thread can have a shadow stack; 1: unknown */
+	int shstk;	/* the CPU has shadow stacks: ask each thread */
 	/* Replies are sent in batches of up to PW_INJECT_BATCH per message:
 	 * one wake-up of the caller per batch, not per thread. */
 	uint32_t nout;
@@ -92,7 +92,7 @@ void *procwide__inject_helper_init(void *mem, int sock, pid_t parent, uint32_t c
 	H->shared = shared;
 	H->frames = shared ? frames : NULL;
 	H->frames_cap = shared ? frames_cap : 0;
-	H->shstk = 1;
+	H->shstk = pw_arch_cpu_has_shstk();
 	H->nout = 0;
 	return H;
 }
@@ -242,8 +242,11 @@ static void rseq_abort(struct held *h)
  * tail, in that call, is refused. */
 static int step_out_of_stub(struct held *h)
 {
-	if (!pw_arch_in_stub_tail(pw_arch_pc(&h->saved)))
-		return -EBUSY;
+	unsigned long pc = pw_arch_pc(&h->saved);
+	if (!pw_arch_in_stub_tail(pc) ||
+	    (pc == (unsigned long)(uintptr_t)procwide__inject_stub_tail &&
+	     pw_arch_in_syscall(&h->saved)))
+		return -EBUSY; /* before or in the call */
 	for (int k = 0; k < 8; k++) {
 		long r = ptrace4(PW_PTRACE_SYSCALL, h->tid, 0, 0);
 		if (!pw_is_err(r))
@@ -304,36 +307,40 @@ static void detach(struct held *h)
 	h->seized = 0;
 }
 
-/* Whether h can take the return path (src/arch/x86_64/inject_arch.h) for
- * this call; if so, writes its frame and points it at the stub, which it
- * runs once the helper has gone. */
+/* Whether h, which blocks every signal, can take the return path
+ * (src/arch/x86_64/inject_arch.h) for this call; if so, writes its frame
+ * and points it at the stub, which it runs once the helper has gone. */
 static bool send_on_return_path(struct pw_helper *H, uint32_t i, const struct pw_inject_req *q)
 {
 	struct held *h = &H->t[i];
-	uint64_t unblockable = (1ULL << (SIGKILL - 1)) | (1ULL << (SIGSTOP - 1));
-	if (!q->may_return || !H->frames || i >= H->frames_cap || (h->mask | unblockable) != ~0ULL ||
+	if (!q->may_return || !H->frames || i >= H->frames_cap ||
 	    pw_arch_call_may_filter(q->nr, q->args))
 		return false;
 	struct pw_ret_slot *slot = pw_ret_slot_at(H->frames, H->frames_cap, i);
 	if (H->shstk) {
-		/* ENODEV: no shadow stack on this CPU; EINVAL or EIO: a kernel
-		 * without them.  The same for every thread: asked once. */
-		long w = 0;
-		struct {
-			void *base;
-			unsigned long len;
-		} iov = {&w, sizeof w};
-		long r = ptrace4(PW_PTRACE_GETREGSET, h->tid, PW_NT_X86_SHSTK, (long)&iov);
-		if (r != -ENODEV && r != -EINVAL && r != -EIO)
+		/* The thread's features; EINVAL: a kernel without shadow
+		 * stacks.  Asked of each thread: one may have turned its own
+		 * off. */
+		unsigned long features = 1;
+		long r = ptrace4(PW_PTRACE_ARCH_PRCTL, h->tid, (long)&features, PW_ARCH_SHSTK_STATUS);
+		if (r != -EINVAL && (pw_is_err(r) || (features & 1)))
 			return false;
-		H->shstk = 0;
+	}
+	if (pw_arch_restart_maybe(&h->resume)) {
+		unsigned long w;
+		if (pw_is_err(ptrace4(PW_PTRACE_PEEKTEXT, h->tid, (long)pw_arch_pc(&h->resume),
+				      (long)&w)) ||
+		    pw_arch_restart_at(&h->resume, w))
+			return false;
 	}
 	struct {
 		void *base;
 		unsigned long len;
 	} iov = {slot->fpstate, (sizeof slot->fpstate - 4) & ~7UL}; /* whole words, MAGIC2 after */
+	const unsigned long asked = iov.len;
+	/* A length as long as asked may be a state cut short. */
 	if (pw_is_err(ptrace4(PW_PTRACE_GETREGSET, h->tid, PW_NT_X86_XSTATE, (long)&iov)) ||
-	    pw_arch_seal_xstate(slot->fpstate, iov.len, sizeof slot->fpstate) != 0 ||
+	    iov.len >= asked || pw_arch_seal_xstate(slot->fpstate, iov.len, sizeof slot->fpstate) != 0 ||
 	    pw_arch_fill_frame(&slot->frame, &h->resume, h->mask, slot->fpstate) != 0)
 		return false;
 	volatile struct pw_ret_slot *vs = slot;
@@ -361,7 +368,25 @@ static void run_all(struct pw_helper *H, const struct pw_inject_req *q)
 		if (!t[i].seized)
 			continue;
 		t[i].err = 0;
-		t[i].returns = send_on_return_path(H, i, q);
+		/* Every signal blocked while it runs the call, so that none is
+		 * taken from its queue on the way (they stay pending with their
+		 * siginfo); the mask is put back at the exit stop, or by the
+		 * frame.  Only here: a helper that dies while merely holding
+		 * threads leaves their masks as they were.  Set even for a
+		 * thread that blocks everything already (SIGKILL and SIGSTOP
+		 * are never in a mask): in ppoll, pselect6, epoll_pwait,
+		 * io_uring_enter or sigsuspend the mask it runs under is the
+		 * call's temporary one, and PTRACE_GETSIGMASK gave the one the
+		 * call puts back (TIF_RESTORE_SIGMASK).  Setting it drops the
+		 * temporary mask; the call, restarted, sets it again. */
+		uint64_t all = ~0ULL;
+		uint64_t unblockable = (1ULL << (SIGKILL - 1)) | (1ULL << (SIGSTOP - 1));
+		if (pw_is_err(ptrace4(PW_PTRACE_SETSIGMASK, t[i].tid, 8, (long)&all))) {
+			t[i].err = -ESRCH;
+			continue;
+		}
+		t[i].masked = (t[i].mask | unblockable) != all;
+		t[i].returns = !t[i].masked && send_on_return_path(H, i, q);
 		if (t[i].returns) {
 			/* The registers it is let go with are the stub's; its
 			 * frame puts back the rest. */
@@ -372,25 +397,8 @@ static void run_all(struct pw_helper *H, const struct pw_inject_req *q)
 		struct pw_regs regs;
 		pw_regs_copy(&regs, &t[i].saved);
 		pw_arch_prepare_call(&regs, q->nr, q->args);
-		/* Every signal blocked while it runs the call, so that none is
-		 * taken from its queue on the way (they stay pending with their
-		 * siginfo); the mask is put back at the exit stop.  Only here:
-		 * a helper that dies while merely holding threads leaves their
-		 * masks as they were. */
-		uint64_t all = ~0ULL;
-		/* Already blocking every signal (a raw rt_sigprocmask; glibc's
-		 * pthread_sigmask leaves its signals 32 and 33 open, which must
-		 * be closed too): nothing to change or put back.  SIGKILL and
-		 * SIGSTOP are never in a mask. */
-		uint64_t unblockable = (1ULL << (SIGKILL - 1)) | (1ULL << (SIGSTOP - 1));
-		if ((t[i].mask | unblockable) != all) {
-			if (pw_is_err(ptrace4(PW_PTRACE_SETSIGMASK, t[i].tid, 8, (long)&all)))
-				t[i].err = -ESRCH;
-			else
-				t[i].masked = 1;
-		}
-		if (!t[i].err && (pw_is_err(ptrace4(PW_PTRACE_SETREGS, t[i].tid, 0, (long)&regs)) ||
-				  pw_is_err(ptrace4(PW_PTRACE_SYSCALL, t[i].tid, 0, 0))))
+		if (pw_is_err(ptrace4(PW_PTRACE_SETREGS, t[i].tid, 0, (long)&regs)) ||
+		    pw_is_err(ptrace4(PW_PTRACE_SYSCALL, t[i].tid, 0, 0)))
 			t[i].err = -ESRCH;
 	}
 	if (returning) {

@@ -654,10 +654,24 @@ static void on_usr1(int sig) { (void)sig; atomic_fetch_add(&usr1_seen, 1); }
 static int intr_pipe[2];
 static atomic_int intr_tid;
 static atomic_long intr_ret = -99, intr_errno;
+static bool intr_ppoll; /* wait in ppoll under a temporary mask instead */
 
 static void *interrupted_main(void *arg)
 {
 	(void)arg;
+	if (intr_ppoll) {
+		/* Every signal blocked but during the wait: the mask
+		 * PTRACE_GETSIGMASK reports is the full one ppoll puts back. */
+		block_everything();
+		atomic_store(&intr_tid, pw_gettid());
+		struct pollfd p = {intr_pipe[0], POLLIN, 0};
+		sigset_t none;
+		sigemptyset(&none);
+		long r = ppoll(&p, 1, NULL, &none);
+		atomic_store(&intr_errno, r < 0 ? errno : 0);
+		atomic_store(&intr_ret, r);
+		return NULL;
+	}
 	atomic_store(&intr_tid, pw_gettid());
 	char c;
 	long r = read(intr_pipe[0], &c, 1);
@@ -744,7 +758,8 @@ static void signal_while_held(int sa_flags, bool process_wide)
 	handle(SIGUSR1, on_usr1, sa_flags);
 	PW_CHECK(pipe(intr_pipe) == 0, "pipe");
 	pthread_t t;
-	pid_t tid = start_reader(&t, interrupted_main, &intr_tid);
+	pid_t tid = start_thread(&t, interrupted_main, NULL, &intr_tid);
+	wait_in_syscall(tid, intr_ppoll ? SYS_ppoll : SYS_read);
 	sigset_t usr1;
 	sigemptyset(&usr1);
 	sigaddset(&usr1, SIGUSR1);
@@ -787,6 +802,14 @@ static void signal_while_held(int sa_flags, bool process_wide)
 }
 
 static void signal_while_held_interrupts_the_call(void) { signal_while_held(0, false); }
+/* The same in ppoll, with every signal blocked but during the wait: the
+ * signal must not run its handler before the call is restarted (nor on the
+ * return path's frame), and ppoll returns EINTR. */
+static void signal_while_held_interrupts_ppoll(void)
+{
+	intr_ppoll = true;
+	signal_while_held(0, false);
+}
 static void signal_while_held_to_the_process_interrupts(void) { signal_while_held(0, true); }
 static void signal_while_held_to_the_process_restarts(void)
 {
@@ -1537,6 +1560,7 @@ int main(int argc, char **argv)
 		PW_CASE(return_path_mismatch_kills_first),
 		PW_CASE(partly_masked_thread_keeps_its_mask),
 		PW_CASE(signal_while_held_interrupts_the_call),
+		PW_CASE(signal_while_held_interrupts_ppoll),
 		PW_CASE(signal_while_held_to_the_process_interrupts),
 		PW_CASE(signal_while_held_to_the_process_restarts),
 		PW_CASE(rseq_thread_resumes_at_its_abort_handler),

@@ -232,8 +232,15 @@ static inline struct pw_regs pw_arch_resume_regs(const struct pw_regs *saved,
  *   becomes do_no_restart_syscall: EINTR), so a thread in nanosleep, poll
  *   with a timeout or a timed futex wait (-ERESTART_RESTARTBLOCK) keeps
  *   the stops.
+ * - The same for a thread stopped in user code on its way into a restart
+ *   the kernel has just set up (rax = restart_syscall's number, rip on
+ *   the instruction): it keeps the stops.
  * - With a shadow stack (CET) rt_sigreturn pops a token the kernel pushes
  *   only for a real signal: such a thread keeps the stops.
+ * - The stub writes to, and rt_sigreturn reads, memory of protection key
+ *   0: a thread whose PKRU forbids it keeps the stops.
+ * - Only extended state of a known, fixed size is carried (x87, SSE, AVX,
+ *   AVX-512, PKRU); with any other feature enabled, the stops.
  * - The frame's uc_stack holds flags rt_sigreturn's restore_altstack
  *   rejects (do_sigaltstack: EINVAL, which it ignores): the thread's
  *   sigaltstack is left as it is.
@@ -344,7 +351,6 @@ static inline int pw_arch_call_may_filter(long nr, const long args[6])
 }
 
 #define PW_NT_X86_XSTATE 0x202
-#define PW_NT_X86_SHSTK 0x204
 #define PW_XSTATE_SW_OFF 464 /* fxregs_state.sw_reserved */
 
 /* Turns what PTRACE_GETREGSET NT_X86_XSTATE wrote at fp (len bytes, the
@@ -353,11 +359,29 @@ static inline int pw_arch_call_may_filter(long nr, const long args[6])
  * regset has the enabled-features mask, XCR0, in their first word) and
  * FP_XSTATE_MAGIC2 after the state.  -1 if it cannot: dynamic features
  * (AMX tiles, whose size a frame of this task may not hold), or no room. */
+static inline void pw_arch_cpuid(unsigned leaf, unsigned sub, unsigned r[4])
+{
+	__asm__ volatile("cpuid" : "=a"(r[0]), "=b"(r[1]), "=c"(r[2]), "=d"(r[3]) : "a"(leaf), "c"(sub));
+}
+
+/* x87, SSE, AVX, AVX-512 (opmask, ZMM_Hi256, Hi16_ZMM), PKRU. */
+#define PW_XFEATURES_KNOWN 0x2e7ULL
+#define PW_XFEATURE_PKRU 9
+
 static inline int pw_arch_seal_xstate(char *fp, size_t len, size_t room)
 {
 	uint64_t xcr0 = *(const volatile uint64_t *)(const void *)(fp + PW_XSTATE_SW_OFF);
-	if (len < 576 || len + 4 > room || (xcr0 & (3ULL << 17)) || !(xcr0 & 3))
+	if (len < 576 || len + 4 > room || (xcr0 & ~PW_XFEATURES_KNOWN) || (xcr0 & 3) != 3)
 		return -1;
+	uint64_t xstate_bv = *(const volatile uint64_t *)(const void *)(fp + 512);
+	if (xstate_bv & (1ULL << PW_XFEATURE_PKRU)) {
+		/* Its offset in the standard layout: CPUID 0xd, sub-leaf 9. */
+		unsigned r[4];
+		pw_arch_cpuid(0xd, PW_XFEATURE_PKRU, r);
+		if (r[1] + 4 > len ||
+		    (*(const volatile uint32_t *)(const void *)(fp + r[1]) & 3) != 0)
+			return -1; /* access or write to key 0 disabled */
+	}
 	volatile uint32_t *sw = (volatile uint32_t *)(void *)(fp + PW_XSTATE_SW_OFF);
 	sw[0] = 0x46505853U;	     /* FP_XSTATE_MAGIC1 */
 	sw[1] = (uint32_t)len + 4;   /* extended_size */
@@ -369,6 +393,36 @@ static inline int pw_arch_seal_xstate(char *fp, size_t len, size_t room)
 	*(volatile uint32_t *)(void *)(fp + len) = 0x46505845U; /* FP_XSTATE_MAGIC2 */
 	return 0;
 }
+
+/* Whether a thread stopped at regs, in user code, may be on its way into
+ * a restart_syscall the kernel has just set up: rax holds its number (219,
+ * or i386's 0) and rip a system call instruction; the helper then reads
+ * the word at rip (pw_arch_restart_at). */
+static inline int pw_arch_restart_maybe(const struct pw_regs *r)
+{
+	return !pw_arch_in_syscall(r) && (r->rax == 219 || r->rax == 0);
+}
+
+static inline int pw_arch_restart_at(const struct pw_regs *r, unsigned long word_at_pc)
+{
+	enum pw_arch_entry e = pw_arch_entry_starting(word_at_pc);
+	return (e == PW_ENTRY_SYSCALL && r->rax == 219) || (e == PW_ENTRY_INT80 && r->rax == 0);
+}
+
+/* Whether this CPU has shadow stacks (CET_SS, CPUID 7.0 ECX bit 7): if
+ * not, no thread can have one, and none is asked. */
+static inline int pw_arch_cpu_has_shstk(void)
+{
+	unsigned r[4];
+	pw_arch_cpuid(0, 0, r);
+	if (r[0] < 7)
+		return 0;
+	pw_arch_cpuid(7, 0, r);
+	return (r[2] >> 7) & 1;
+}
+
+#define PW_PTRACE_ARCH_PRCTL 30
+#define PW_ARCH_SHSTK_STATUS 0x5005
 
 #define PW_ERESTARTSYS 512
 #define PW_ERESTARTNOINTR 513
