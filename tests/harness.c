@@ -31,6 +31,13 @@ void pw_fail(const char *file, int line, const char *expr, const char *fmt, ...)
 	va_end(ap);
 	printf("\n");
 	fflush(stdout);
+	/* Also on stderr, which prove shows: a failure in CI names its
+	 * check in the log. */
+	fprintf(stderr, "%s:%d: check failed: %s: ", file, line, expr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\n");
 	_exit(1);
 }
 
