@@ -422,18 +422,8 @@ static int start_helper(uint32_t cap, bool share, char *why, size_t whysz)
 	 * stack with this thread's TLS).  Exit signal 0: no SIGCHLD. */
 	uint64_t all = ~0ULL, old;
 	pw_rt_sigprocmask(SIG_SETMASK, &all, &old);
-	/* A copy makes itself not dumpable (src/inject_helper.c), but from
-	 * its birth until then another thread could open its memory
-	 * (/proc/pid/mem stays usable once open).  It is born with the flag
-	 * of this process's memory (dup_mm copies it): clear it here for
-	 * the clone, and set it back. */
-	int dumpable = share ? -1 : prctl(PR_GET_DUMPABLE, 0, 0, 0, 0);
-	if (dumpable == 1 && prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
-		dumpable = -1;
 	long child = procwide__arch_clone_on_stack(share ? PW_CLONE_VM : 0, top,
 					     procwide__inject_helper_main, helper);
-	if (dumpable == 1)
-		prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
 	pw_rt_sigprocmask(SIG_SETMASK, &old, NULL);
 	close(sv[1]);
 	if (pw_is_err(child) || !share) /* a copy has its own: ours goes */
