@@ -21,6 +21,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -1234,8 +1235,16 @@ static void look_at_helper(pid_t me, pid_t pid, bool may_ptrace)
 			return;
 		atomic_fetch_add(&session_shared, k == 0);
 	} else {
+		/* Judged once it has made itself not dumpable, which makes
+		 * the kernel give the files of its /proc directory to root:
+		 * from its birth until then (its first system calls, before
+		 * any step of the policy) it is open to the process's own uid
+		 * (procwide(3)). */
 		char path[64];
+		struct stat st;
 		snprintf(path, sizeof path, "/proc/%d/mem", (int)pid);
+		if (stat(path, &st) != 0 || st.st_uid != 0)
+			return;
 		int fd = open(path, O_RDONLY | O_CLOEXEC);
 		if (fd < 0 && errno == ENOENT)
 			return; /* gone meanwhile */
