@@ -1014,6 +1014,10 @@ int procwide__release(enum pw_phase ph, uint64_t deadline)
 		if (ph == PW_GO && E.nseized &&
 		    procwide__inject_collect(patience, procwide__on_injected, &E) != 0)
 			procwide__die("procwide: a thread the ptrace helper had let go to run the call did not run it in time after other threads had run it; killing the process so that no thread runs half-changed\n");
+		/* Ending the helper and the return path may have taken the
+		 * patience the parked threads are now given. */
+		if (patience != UINT64_MAX)
+			deadline = now_ns() + patience;
 	}
 	atomic_store_explicit(&procwide__shared.phase, ph, memory_order_release);
 	pw_futex_wake(&procwide__shared.phase, INT_MAX);

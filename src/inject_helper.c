@@ -331,7 +331,7 @@ static bool send_on_return_path(struct pw_helper *H, uint32_t i, const struct pw
 		if (pw_is_err(ptrace4(PW_PTRACE_PEEKTEXT, h->tid, (long)pw_arch_pc(&h->resume),
 				      (long)&w)) ||
 		    pw_arch_restart_at(&h->resume, w))
-			return false;
+			return false; /* it keeps the stops */
 	}
 	struct {
 		void *base;

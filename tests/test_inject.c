@@ -656,6 +656,7 @@ static int intr_pipe[2];
 static atomic_int intr_tid;
 static atomic_long intr_ret = -99, intr_errno;
 static bool intr_ppoll; /* wait in ppoll under a temporary mask instead */
+static uint64_t intr_mask_after; /* ppoll: the thread's mask once it returned */
 
 static void *interrupted_main(void *arg)
 {
@@ -669,6 +670,9 @@ static void *interrupted_main(void *arg)
 		sigset_t none;
 		sigemptyset(&none);
 		long r = ppoll(&p, 1, NULL, &none);
+		int e = errno;
+		syscall(SYS_rt_sigprocmask, SIG_BLOCK, NULL, &intr_mask_after, 8);
+		errno = e;
 		atomic_store(&intr_errno, r < 0 ? errno : 0);
 		atomic_store(&intr_ret, r);
 		return NULL;
@@ -773,7 +777,12 @@ static void signal_while_held(int sa_flags, bool process_wide)
 	for (; round < 1000 && waitpid(w, &st, WNOHANG) == 0; round++) {
 		struct procwide_call call = {.nr = SYS_setresuid, .args = {-1, -1, -1}};
 		struct procwide_opts opts = {.size = sizeof opts, .flags = PROCWIDE_PTRACE_ALL};
-		PW_EQ_LONG(procwide_run(&call, &opts, NULL), 0);
+		struct procwide_report rep = {.size = sizeof rep};
+		PW_CHECK(procwide_run(&call, &opts, &rep) == 0, "%s", rep.message);
+		/* In ppoll it blocks everything but for the wait: the return
+		 * path; in read, it blocks nothing: three stops. */
+		PW_EQ_LONG(stops_of(&rep, tid), intr_ppoll ? 1 : 3);
+		procwide_report_release(&rep);
 	}
 	if (waitpid(w, &st, WNOHANG) == 0) {
 		kill(w, SIGKILL);
@@ -793,6 +802,9 @@ static void signal_while_held(int sa_flags, bool process_wide)
 	PW_CHECK(write(intr_pipe[1], "x", 1) == 1, "write");
 	pthread_join(t, NULL);
 	long r = atomic_load(&intr_ret);
+	if (intr_ppoll) /* ppoll's temporary mask gone, the thread's back */
+		PW_CHECK(intr_mask_after == ~((1ULL << (SIGKILL - 1)) | (1ULL << (SIGSTOP - 1))),
+			 "mask after ppoll %#llx", (unsigned long long)intr_mask_after);
 	if (sa_flags & SA_RESTART) {
 		PW_EQ_LONG(r, 1);
 	} else {

@@ -373,14 +373,17 @@ static inline int pw_arch_seal_xstate(char *fp, size_t len, size_t room)
 	uint64_t xcr0 = *(const volatile uint64_t *)(const void *)(fp + PW_XSTATE_SW_OFF);
 	if (len < 576 || len + 4 > room || (xcr0 & ~PW_XFEATURES_KNOWN) || (xcr0 & 3) != 3)
 		return -1;
-	uint64_t xstate_bv = *(const volatile uint64_t *)(const void *)(fp + 512);
-	if (xstate_bv & (1ULL << PW_XFEATURE_PKRU)) {
-		/* Its offset in the standard layout: CPUID 0xd, sub-leaf 9. */
+	if (xcr0 & (1ULL << PW_XFEATURE_PKRU)) {
+		/* The regset holds the thread's PKRU at its offset in the
+		 * standard layout (CPUID 0xd, sub-leaf 9) whatever XSTATE_BV
+		 * says; XRSTOR would set an absent one to 0, opening every
+		 * key: mark it present (as the kernel's own frames do). */
 		unsigned r[4];
 		pw_arch_cpuid(0xd, PW_XFEATURE_PKRU, r);
 		if (r[1] + 4 > len ||
 		    (*(const volatile uint32_t *)(const void *)(fp + r[1]) & 3) != 0)
 			return -1; /* access or write to key 0 disabled */
+		*(volatile uint64_t *)(void *)(fp + 512) |= 1ULL << PW_XFEATURE_PKRU;
 	}
 	volatile uint32_t *sw = (volatile uint32_t *)(void *)(fp + PW_XSTATE_SW_OFF);
 	sw[0] = 0x46505853U;	     /* FP_XSTATE_MAGIC1 */
@@ -394,19 +397,23 @@ static inline int pw_arch_seal_xstate(char *fp, size_t len, size_t room)
 	return 0;
 }
 
-/* Whether a thread stopped at regs, in user code, may be on its way into
- * a restart_syscall the kernel has just set up: rax holds its number (219,
- * or i386's 0) and rip a system call instruction; the helper then reads
- * the word at rip (pw_arch_restart_at). */
+/* Whether a thread stopped at regs may be on its way into a
+ * restart_syscall the kernel has just set up: rax holds its number (219,
+ * x32's, or i386's 0) and rip a system call instruction.  Stopped in user
+ * code, or still on its way out of the interrupted call (orig_rax then
+ * still its number: the kernel set up the restart on a first pass through
+ * its signal work and stopped on a second).  The helper then reads the
+ * word at rip (pw_arch_restart_at). */
 static inline int pw_arch_restart_maybe(const struct pw_regs *r)
 {
-	return !pw_arch_in_syscall(r) && (r->rax == 219 || r->rax == 0);
+	return (r->rax & ~0x40000000UL) == 219 || r->rax == 0;
 }
 
 static inline int pw_arch_restart_at(const struct pw_regs *r, unsigned long word_at_pc)
 {
 	enum pw_arch_entry e = pw_arch_entry_starting(word_at_pc);
-	return (e == PW_ENTRY_SYSCALL && r->rax == 219) || (e == PW_ENTRY_INT80 && r->rax == 0);
+	return (e == PW_ENTRY_SYSCALL && (r->rax & ~0x40000000UL) == 219) ||
+	       (e == PW_ENTRY_INT80 && r->rax == 0);
 }
 
 /* Whether this CPU has shadow stacks (CET_SS, CPUID 7.0 ECX bit 7): if
