@@ -395,19 +395,19 @@ static void registers_survive_injection(void)
  * MXCSR and the x87 control word, set to values of their own (rounding
  * towards zero).  vec_main loads them, sleeps in a raw futex wait until
  * vec_go is set, stores what it finds, and puts the defaults back. */
-static atomic_int vec_tid;
-static int vec_go;
-static uint64_t vec_seen[10]; /* ymm7, ymm15, mxcsr, x87 control word */
-static const uint64_t vec_want[8] = {
-	0x0123456789abcdef, 0x1122334455667788, 0x99aabbccddeeff00, 0x0f1e2d3c4b5a6978,
-	0xfedcba9876543210, 0x8877665544332211, 0x00ffeeddccbbaa99, 0x8796a5b4c3d2e1f0,
+struct vec_state {
+	uint64_t want[8]; /* ymm7, ymm15 */
+	uint64_t seen[10]; /* ymm7, ymm15, mxcsr, x87 control word */
+	long avx;
+	atomic_int tid;
 };
+static int vec_go;
 
 static void *vec_main(void *arg)
 {
-	long avx = arg != NULL;
+	struct vec_state *v = arg;
 	block_everything();
-	atomic_store(&vec_tid, pw_gettid());
+	atomic_store(&v->tid, pw_gettid());
 	uint32_t mxcsr = 0x7f80, mxcsr_default = 0x1f80;
 	uint16_t fcw = 0x0f7f, fcw_default = 0x037f;
 	__asm__ volatile(
@@ -435,30 +435,53 @@ static void *vec_main(void *arg)
 		"	ldmxcsr %[mxd]\n"
 		"	fldcw %[cwd]\n"
 		:
-		: [avx] "r"(avx), [want] "r"(vec_want), [seen] "r"(vec_seen), [go] "r"(&vec_go),
+		: [avx] "r"(v->avx), [want] "r"(v->want), [seen] "r"(v->seen), [go] "r"(&vec_go),
 		  [mx] "m"(mxcsr), [cw] "m"(fcw), [mxd] "m"(mxcsr_default), [cwd] "m"(fcw_default)
 		: "rax", "rdi", "rsi", "rdx", "r10", "rcx", "r11", "xmm7", "xmm15", "memory", "cc");
 	return NULL;
 }
 
-static void vector_state_survives_the_return_path(void)
+/* n threads with values of their own, one call (each must take the return
+ * path), then each checks what it finds: a frame written over another's
+ * slot would show. */
+static void vector_state_in(int n)
 {
+	static struct vec_state v[32];
+	pthread_t t[32];
 	bool avx = __builtin_cpu_supports("avx");
 	if (!avx)
 		pw_diag("no AVX: MXCSR and the x87 control word only");
-	pthread_t t;
-	pid_t tid = start_thread(&t, vec_main, avx ? (void *)1 : NULL, &vec_tid);
-	wait_in_syscall(tid, SYS_futex);
-	nnp_everywhere(tid, 1);
+	__atomic_store_n(&vec_go, 0, __ATOMIC_SEQ_CST);
+	for (int i = 0; i < n; i++) {
+		for (int k = 0; k < 8; k++)
+			v[i].want[k] = 0x0123456789abcdefULL * (uint64_t)(k + 1) ^ (uint64_t)i << 40;
+		v[i].avx = avx;
+		start_thread(&t[i], vec_main, &v[i], &v[i].tid);
+	}
+	for (int i = 0; i < n; i++)
+		wait_in_syscall(atomic_load(&v[i].tid), SYS_futex);
+	struct procwide_call call = {.nr = SYS_prctl, .args = {PR_SET_NO_NEW_PRIVS, 1}};
+	struct procwide_report rep = {.size = sizeof rep};
+	PW_CHECK(procwide_run(&call, NULL, &rep) == 0, "%s", rep.message);
+	for (int i = 0; i < n; i++) {
+		pw_expect_thread(&rep, atomic_load(&v[i].tid), PROCWIDE_PATH_PTRACE, PROCWIDE_THREAD_OK);
+		PW_EQ_LONG(stops_of(&rep, atomic_load(&v[i].tid)), 1);
+	}
+	procwide_report_release(&rep);
 	__atomic_store_n(&vec_go, 1, __ATOMIC_SEQ_CST);
-	syscall(SYS_futex, &vec_go, 129 /* FUTEX_WAKE_PRIVATE */, 1, NULL, NULL, 0);
-	pthread_join(t, NULL);
-	for (int i = 0; avx && i < 8; i++)
-		PW_CHECK(vec_seen[i] == vec_want[i], "ymm%d word %d: %#llx", i < 4 ? 7 : 15, i % 4,
-			 (unsigned long long)vec_seen[i]);
-	PW_EQ_LONG((long)(vec_seen[8] & 0xffff), 0x7f80);
-	PW_EQ_LONG((long)(vec_seen[9] & 0xffff), 0x0f7f);
+	syscall(SYS_futex, &vec_go, 129 /* FUTEX_WAKE_PRIVATE */, n, NULL, NULL, 0);
+	for (int i = 0; i < n; i++) {
+		pthread_join(t[i], NULL);
+		for (int k = 0; avx && k < 8; k++)
+			PW_CHECK(v[i].seen[k] == v[i].want[k], "thread %d: ymm%d word %d: %#llx", i,
+				 k < 4 ? 7 : 15, k % 4, (unsigned long long)v[i].seen[k]);
+		PW_EQ_LONG((long)(v[i].seen[8] & 0xffff), 0x7f80);
+		PW_EQ_LONG((long)(v[i].seen[9] & 0xffff), 0x0f7f);
+	}
 }
+
+static void vector_state_survives_the_return_path(void) { vector_state_in(1); }
+static void many_threads_on_the_return_path(void) { vector_state_in(32); }
 
 /* The frame's uc_stack is one rt_sigreturn ignores: a thread's alternate
  * signal stack is left as it was. */
@@ -881,7 +904,8 @@ static atomic_long rseq_ret = -99;
 
 static void *rseq_main(void *arg)
 {
-	(void)arg;
+	if (arg) /* every signal blocked: the return path */
+		block_everything();
 	atomic_store(&rseq_tid, pw_gettid());
 	atomic_store(&rseq_ret, rseq_spin(rseq_desc, (long)__rseq_offset, &rseq_aborts, &rseq_stop));
 	return NULL;
@@ -891,8 +915,9 @@ static void on_usr2(int sig) { (void)sig; }
 #endif
 
 /* Reached through ptrace while spinning inside its sequence, the thread
- * must resume at the abort handler, as after any preemption. */
-static void rseq_thread_resumes_at_its_abort_handler(void)
+ * must resume at the abort handler, as after any preemption: let go from
+ * its stops, or by its frame on the return path (`blocking`). */
+static void rseq_resumes_at_abort(bool blocking)
 {
 #ifndef HAVE_GLIBC_RSEQ
 	pw_skip("needs glibc 2.35 or later, which registers every thread's rseq area");
@@ -901,7 +926,7 @@ static void rseq_thread_resumes_at_its_abort_handler(void)
 		pw_skip("glibc registered no rseq area (glibc.pthread.rseq=0, or the kernel refused)");
 	handle(SIGUSR2, on_usr2, 0);
 	pthread_t t;
-	pid_t tid = start_thread(&t, rseq_main, NULL, &rseq_tid);
+	pid_t tid = start_thread(&t, rseq_main, blocking ? (void *)1 : NULL, &rseq_tid);
 	/* The thread spins inside its sequence but for two instructions (the
 	 * arming and the abort handler): stopped there, it resumes at the
 	 * abort handler, which counts.  Ten calls: at least one must have
@@ -914,6 +939,7 @@ static void rseq_thread_resumes_at_its_abort_handler(void)
 		int before = atomic_load(&rseq_aborts);
 		PW_CHECK(procwide_run(&call, &opts, &rep) == 0, "%s", rep.message);
 		pw_expect_thread(&rep, tid, PROCWIDE_PATH_PTRACE, PROCWIDE_THREAD_OK);
+		PW_EQ_LONG(stops_of(&rep, tid), blocking ? 1 : 3);
 		procwide_report_release(&rep);
 		/* Let it run again: a sequence dropped without an abort shows
 		 * at its next comparison. */
@@ -925,10 +951,14 @@ static void rseq_thread_resumes_at_its_abort_handler(void)
 			 "call %d: the thread found its sequence dropped without an abort", round);
 	}
 	PW_CHECK(aborted > 0, "no call found the thread inside its sequence");
-	/* A signal aborts the sequence: the handler sees stop and returns. */
+	/* A signal, or another call, aborts the sequence: the handler sees
+	 * stop and returns. */
 	atomic_store(&rseq_stop, 1);
 	for (int i = 0; i < 2000 && atomic_load(&rseq_ret) == -99; i++) {
-		pthread_kill(t, SIGUSR2);
+		if (blocking)
+			procwide_syscall(SYS_setresuid, -1, -1, -1, 0, 0, 0);
+		else
+			pthread_kill(t, SIGUSR2);
 		usleep(1000);
 	}
 	PW_EQ_LONG(atomic_load(&rseq_ret), 0);
@@ -936,6 +966,9 @@ static void rseq_thread_resumes_at_its_abort_handler(void)
 	pw_diag("%d aborts", atomic_load(&rseq_aborts));
 #endif
 }
+
+static void rseq_thread_resumes_at_its_abort_handler(void) { rseq_resumes_at_abort(false); }
+static void rseq_thread_on_the_return_path(void) { rseq_resumes_at_abort(true); }
 
 /* ---- nothing else changes: signal mask, dispositions, pending signals --- */
 
@@ -1575,6 +1608,7 @@ int main(int argc, char **argv)
 		PW_CASE(int80_nanosleep_completes),
 		PW_CASE(registers_survive_injection),
 		PW_CASE(vector_state_survives_the_return_path),
+		PW_CASE(many_threads_on_the_return_path),
 		PW_CASE(sigaltstack_survives_the_return_path),
 		PW_CASE(seccomp_call_keeps_the_stops),
 		PW_CASE(thread_in_the_stub_tail_is_let_out),
@@ -1585,6 +1619,7 @@ int main(int argc, char **argv)
 		PW_CASE(signal_while_held_to_the_process_interrupts),
 		PW_CASE(signal_while_held_to_the_process_restarts),
 		PW_CASE(rseq_thread_resumes_at_its_abort_handler),
+		PW_CASE(rseq_thread_on_the_return_path),
 		PW_CASE(ptrace_all_delivers_no_signal),
 		PW_CASE(thread_state_is_untouched),
 		PW_CASE(no_signal_piles_up_in_a_blocking_thread),
