@@ -1,6 +1,9 @@
 /* bench_inject: the cost of reaching threads through the ptrace helper.
  *
  * Rows, each the median of REPS calls of procwide_run(setresuid(-1,-1,-1)):
+ *   alone       N threads that block every signal (a raw rt_sigprocmask),
+ *               and no other: the helper sends each on the return path;
+ *               they end before the next row
  *   signal      N idle threads that take signals (the direct path)
  *   parked      the same N, parked path (PROCWIDE_ATOMIC): the path every
  *               call takes in a process with a thread that blocks signals
@@ -49,6 +52,21 @@
 #include <unistd.h>
 
 static int never;
+
+/* The threads of the first row: every signal blocked, until `alone_end`. */
+static int alone_end;
+
+static void *alone_main(void *arg)
+{
+	(void)arg;
+	uint64_t all = ~0ULL;
+	syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, NULL, 8);
+	while (!__atomic_load_n(&alone_end, __ATOMIC_SEQ_CST))
+		syscall(SYS_futex, &alone_end, 128 /* FUTEX_WAIT_PRIVATE */, 0, NULL, NULL, 0);
+	return NULL;
+}
+
+static double alone_us(int n, int reps);
 
 /* The blocking threads' tids, for the floor row. */
 static pid_t *blocking_tids;
@@ -295,6 +313,29 @@ static double median_us(unsigned flags, int reps)
 	return m;
 }
 
+static double alone_us(int n, int reps)
+{
+	pthread_t *t = calloc((size_t)n, sizeof *t);
+	pthread_attr_t a;
+	pthread_attr_init(&a);
+	pthread_attr_setstacksize(&a, 64 * 1024);
+	for (int i = 0; t && i < n; i++)
+		if (pthread_create(&t[i], &a, alone_main, NULL) != 0)
+			t = NULL;
+	if (!t) {
+		perror("bench_inject: alone");
+		exit(2);
+	}
+	usleep(50000);
+	double m = median_us(0, reps);
+	__atomic_store_n(&alone_end, 1, __ATOMIC_SEQ_CST);
+	syscall(SYS_futex, &alone_end, 129 /* FUTEX_WAKE_PRIVATE */, n, NULL, NULL, 0);
+	for (int i = 0; i < n; i++)
+		pthread_join(t[i], NULL);
+	free(t);
+	return m;
+}
+
 int main(int argc, char **argv)
 {
 	int n = argc > 1 ? atoi(argv[1]) : 100;
@@ -308,6 +349,7 @@ int main(int argc, char **argv)
 		perror("calloc");
 		return 2;
 	}
+	double alone = alone_us(n, reps);
 	start(n, 0);
 	double sig = median_us(0, reps);
 	double parked = median_us(PROCWIDE_ATOMIC, reps);
@@ -321,6 +363,8 @@ int main(int argc, char **argv)
 #endif
 	start(n, 2); /* and n more block with glibc's mask */
 	double mixed2 = median_us(0, reps);
+	printf("%-34s %10.1f  (%.1f us per thread)\n", "alone: N blocking, no other", alone,
+	       alone / n);
 	printf("%-34s %10.1f\n", "signal: N idle threads", sig);
 	printf("%-34s %10.1f\n", "parked: the same N, parked path", parked);
 	printf("%-34s %10.1f  (%.1f us per thread)\n", "ptrace-all: the same N, no signal", all,
