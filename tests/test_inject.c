@@ -263,7 +263,9 @@ static void futex_wait_completes(void) { wait_completes_normally(W_FUTEX); }
 /* A nanosleep restarted after the stop goes back to sleep for what is left
  * (-ERESTART_RESTARTBLOCK): through i386's restart_syscall (0), since
  * x86_64's (219) is i386's madvise. */
-static void int80_nanosleep_completes(void)
+/* Maps ts32 (memory below 4 GiB) and skips the case if this kernel runs
+ * no int $0x80 system call. */
+static void need_int80(void)
 {
 	ts32 = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_32BIT,
 		    -1, 0);
@@ -279,9 +281,50 @@ static void int80_nanosleep_completes(void)
 	PW_CHECK(waitpid(probe, &st, 0) == probe, "waitpid");
 	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
 		pw_skip("this kernel runs no int $0x80 system call (no IA32 emulation)");
+}
+
+static void int80_nanosleep_completes(void)
+{
+	need_int80();
 	ts32[0] = 0;
 	ts32[1] = WAIT_MS * 1000000;
 	wait_completes_normally(W_INT80_NANOSLEEP);
+}
+
+/* A read made with int $0x80 (i386's number 3) by a thread that blocks
+ * every signal: the return path's frame restarts it through the same
+ * two-byte instruction with i386's number, and it returns the byte. */
+static atomic_int int80_tid;
+static atomic_long int80_ret = -99;
+
+static void *int80_reader_main(void *arg)
+{
+	(void)arg;
+	block_everything();
+	atomic_store(&int80_tid, pw_gettid());
+	long eax = 3; /* read */
+	__asm__ volatile("int $0x80"
+			 : "+a"(eax)
+			 : "b"((long)pfd[0]), "c"((long)(uintptr_t)ts32), "d"(1L)
+			 : "memory", "r8", "r9", "r10", "r11");
+	atomic_store(&int80_ret, eax);
+	return NULL;
+}
+
+static void int80_read_on_the_return_path(void)
+{
+	need_int80();
+	PW_CHECK(pipe(pfd) == 0, "pipe");
+	pthread_t t;
+	pid_t tid = start_thread(&t, int80_reader_main, NULL, &int80_tid);
+	wait_in_syscall(tid, 3); /* i386's number, as /proc shows it */
+	nnp_everywhere(tid, 1);
+	wait_in_syscall(tid, 3); /* back in its read */
+	PW_EQ_LONG(atomic_load(&int80_ret), -99);
+	PW_CHECK(write(pfd[1], "i", 1) == 1, "write");
+	pthread_join(t, NULL);
+	PW_EQ_LONG(atomic_load(&int80_ret), 1);
+	PW_EQ_LONG(((char *)ts32)[0], 'i');
 }
 
 /* ---- every register survives: a thread reached in a system call -------- */
@@ -1606,6 +1649,7 @@ int main(int argc, char **argv)
 		PW_CASE(poll_completes),
 		PW_CASE(futex_wait_completes),
 		PW_CASE(int80_nanosleep_completes),
+		PW_CASE(int80_read_on_the_return_path),
 		PW_CASE(registers_survive_injection),
 		PW_CASE(vector_state_survives_the_return_path),
 		PW_CASE(many_threads_on_the_return_path),
