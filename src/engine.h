@@ -64,13 +64,6 @@ struct pw_engine {
 PW_HIDDEN extern struct pw_engine procwide__engine;
 #define E procwide__engine
 
-static inline uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 static inline uint64_t slot_word(uint32_t idx)
 {
 	return atomic_load_explicit(&pw_slot_at(idx)->word, memory_order_acquire);

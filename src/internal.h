@@ -7,9 +7,18 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include "procwide.h"
 #include "raw.h"
+
+/* CLOCK_MONOTONIC in ns (the vDSO: no system call). */
+static inline uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
 
 /* ---- lock.c: one call at a time, per process ------------------------------ */
 /* 0, or -EDEADLK when this thread already holds it (a procwide call from a
