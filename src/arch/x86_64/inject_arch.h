@@ -374,16 +374,18 @@ static inline int pw_arch_seal_xstate(char *fp, size_t len, size_t room)
 	if (len < 576 || len + 4 > room || (xcr0 & ~PW_XFEATURES_KNOWN) || (xcr0 & 3) != 3)
 		return -1;
 	if (xcr0 & (1ULL << PW_XFEATURE_PKRU)) {
-		/* The regset holds the thread's PKRU at its offset in the
-		 * standard layout (CPUID 0xd, sub-leaf 9) whatever XSTATE_BV
-		 * says; XRSTOR would set an absent one to 0, opening every
-		 * key: mark it present (as the kernel's own frames do). */
+		/* The thread's PKRU, at its offset in the standard layout
+		 * (CPUID 0xd, sub-leaf 9).  Only if XSTATE_BV says it is
+		 * there: depending on the kernel, the regset fills an absent
+		 * one with the live value or with zeros, and XRSTOR would set
+		 * an absent one to 0, opening every key; the default value
+		 * (0x55555554) is never absent. */
+		uint64_t bv = *(const volatile uint64_t *)(const void *)(fp + 512);
 		unsigned r[4];
 		pw_arch_cpuid(0xd, PW_XFEATURE_PKRU, r);
-		if (r[1] + 4 > len ||
+		if (!(bv & (1ULL << PW_XFEATURE_PKRU)) || r[1] + 4 > len ||
 		    (*(const volatile uint32_t *)(const void *)(fp + r[1]) & 3) != 0)
-			return -1; /* access or write to key 0 disabled */
-		*(volatile uint64_t *)(void *)(fp + 512) |= 1ULL << PW_XFEATURE_PKRU;
+			return -1; /* unknown, or access or write to key 0 disabled */
 	}
 	volatile uint32_t *sw = (volatile uint32_t *)(void *)(fp + PW_XSTATE_SW_OFF);
 	sw[0] = 0x46505853U;	     /* FP_XSTATE_MAGIC1 */
