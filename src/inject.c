@@ -110,7 +110,6 @@ static void forget_if_forked(void)
 static int yama_scope = -1;
 
 bool procwide__test_helper_dies;
-bool procwide__test_no_return;
 
 __attribute__((constructor)) static void read_yama_scope(void)
 {
@@ -121,8 +120,6 @@ __attribute__((constructor)) static void read_yama_scope(void)
 	procwide__test_helper_dies = t && strcmp(t, "1") == 0;
 	t = secure_getenv("PROCWIDE_TEST_TAIL_SLEEP");
 	procwide__test_tail_sleep = t && strcmp(t, "1") == 0;
-	t = secure_getenv("PROCWIDE_TEST_NO_RETURN");
-	procwide__test_no_return = t && strcmp(t, "1") == 0;
 	int fd = open("/proc/sys/kernel/yama/ptrace_scope", O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return; /* no Yama */
@@ -407,7 +404,7 @@ static int start_helper(uint32_t cap, bool share, char *why, size_t whysz)
 		return (int)me;
 	}
 	char *top = mem + page + PW_HELPER_STACK; /* the stack ends at its state */
-	struct pw_ret_hdr *fr = share && !procwide__test_no_return ? frames_for(cap) : NULL;
+	struct pw_ret_hdr *fr = share ? frames_for(cap) : NULL;
 	void *helper = procwide__inject_helper_init(top, sv[1], parent, cap, share, fr,
 						    fr ? frames.cap : 0);
 	/* Every signal blocked from its first instruction: a handler of the

@@ -68,11 +68,9 @@ enum pw_inject_stage {
  * several (environment PROCWIDE_TEST_HELPER_DIES=1, read at load). */
 PW_HIDDEN extern bool procwide__test_helper_dies;
 /* Tests: the return path's stub sleeps in its tail (src/inject_gadget.c;
- * PROCWIDE_TEST_TAIL_SLEEP=1, read at load); the return path is not taken
- * (PROCWIDE_TEST_NO_RETURN=1). */
+ * PROCWIDE_TEST_TAIL_SLEEP=1, read at load). */
 PW_HIDDEN extern bool procwide__test_tail_sleep;
 PW_HIDDEN extern const struct timespec procwide__test_tail_ts;
-PW_HIDDEN extern bool procwide__test_no_return;
 /* The helper (src/inject_helper.c): the bytes it needs besides its stack
  * for a table of cap threads; its state set up in that memory (returned:
  * the argument of _main); its entry point, in the child. */
