@@ -258,9 +258,9 @@ struct procwide_thread {
 	int status; /* enum procwide_thread_status */
 	int path;   /* enum procwide_path */
 	int stops;  /* PROCWIDE_PATH_PTRACE: the ptrace stops the thread went
-		       through, 1 (it blocks every signal: it ran the call on
-		       its way back to its own code) or 3 (the helper ran it
-		       between stops); 0 otherwise (a field that filled
+		       through, 1 (it ran the call on its way back to its own
+		       code) or 3 (the helper ran it between stops; see
+		       procwide_run(3)); 0 otherwise (a field that filled
 		       padding: the structure's size is unchanged) */
 	long result; /* raw result: >= 0, or -errno; 0 unless run */
 };

@@ -580,6 +580,25 @@ static int run_req(const struct pw_inject_req *q, uint64_t deadline,
 	}
 }
 
+/* Which signals have no handler or one with SA_RESTART (*restartable), and
+ * which have a handler (*handled): what decides whether a signal that
+ * comes while a thread is held would make its call fail with EINTR. */
+static void read_dispositions(uint64_t *restartable, uint64_t *handled)
+{
+	*restartable = *handled = 0;
+	for (int sig = 1; sig <= 64; sig++) {
+		struct pw_ksigaction a;
+		if (sig == SIGKILL || sig == SIGSTOP || pw_rt_sigaction(sig, NULL, &a) != 0)
+			continue;
+		uint64_t bit = 1ULL << (sig - 1);
+		bool none = a.handler == (void *)SIG_DFL || a.handler == (void *)SIG_IGN;
+		if (none || (a.flags & SA_RESTART))
+			*restartable |= bit;
+		if (!none)
+			*handled |= bit;
+	}
+}
+
 int procwide__inject_run_all(long nr, const long args[6], long expected, int kill_on_mismatch,
 			     pid_t caller, uint64_t deadline,
 			     void (*fn)(uint32_t idx, long result, int err, void *ctx), void *ctx)
@@ -591,6 +610,7 @@ int procwide__inject_run_all(long nr, const long args[6], long expected, int kil
 				  .kill_on_mismatch = kill_on_mismatch,
 				  .caller = caller,
 				  .expected = expected};
+	read_dispositions(&q.restartable, &q.handled);
 	memcpy(q.args, args, sizeof q.args);
 	return run_req(&q, deadline, fn, ctx);
 }

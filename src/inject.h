@@ -25,13 +25,16 @@ struct pw_inject_req {
 	pid_t pid;
 	long nr;
 	long args[6];
-	/* RUN_ALL: threads that block every signal may take the return path
-	 * (src/arch/x86_64/inject_arch.h), which compares the result with
-	 * `expected` itself. */
+	/* RUN_ALL: threads may take the return path (src/arch/x86_64/
+	 * inject_arch.h), which compares the result with `expected` itself.
+	 * The dispositions it depends on, read by the caller while every
+	 * other thread is held or parked (bit sig - 1): `restartable`, no
+	 * handler or one with SA_RESTART; `handled`, a handler. */
 	uint32_t may_return;
 	int32_t kill_on_mismatch;
 	pid_t caller;
 	long expected;
+	uint64_t restartable, handled;
 };
 
 /* A seize answer (and the value procwide__inject_recv_seize returns) for

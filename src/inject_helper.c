@@ -307,14 +307,23 @@ static void detach(struct held *h)
 	h->seized = 0;
 }
 
-/* Whether h, which blocks every signal, can take the return path
- * (src/arch/x86_64/inject_arch.h) for this call; if so, writes its frame
- * and points it at the stub, which it runs once the helper has gone. */
+/* Whether h can take the return path (src/arch/x86_64/inject_arch.h) for
+ * this call; if so, writes its frame and points it at the stub, which it
+ * runs once the helper has gone.  A signal its mask lets through may come
+ * while it is held; the frame restarts its call as the kernel does when no
+ * handler runs, and the signal is then taken on the way back.  That is
+ * what the kernel does too if the signal has no handler, or one with
+ * SA_RESTART and the call restarts after handlers (not -ERESTARTNOHAND);
+ * otherwise the kernel ends the call with EINTR, and the thread keeps the
+ * stops, where the kernel decides as it lets it go. */
 static bool send_on_return_path(struct pw_helper *H, uint32_t i, const struct pw_inject_req *q)
 {
 	struct held *h = &H->t[i];
+	uint64_t unblockable = (1ULL << (SIGKILL - 1)) | (1ULL << (SIGSTOP - 1));
+	uint64_t open = ~(h->mask | unblockable);
 	if (!q->may_return || !H->frames || i >= H->frames_cap ||
-	    pw_arch_call_may_filter(q->nr, q->args))
+	    pw_arch_call_may_filter(q->nr, q->args) || (open & ~q->restartable) ||
+	    ((open & q->handled) && pw_arch_restarts_unless_handled(&h->resume)))
 		return false;
 	struct pw_ret_slot *slot = pw_ret_slot_at(H->frames, H->frames_cap, i);
 	if (H->shstk) {
@@ -386,11 +395,12 @@ static void run_all(struct pw_helper *H, const struct pw_inject_req *q)
 			continue;
 		}
 		t[i].masked = (t[i].mask | unblockable) != all;
-		t[i].returns = !t[i].masked && send_on_return_path(H, i, q);
+		t[i].returns = send_on_return_path(H, i, q);
 		if (t[i].returns) {
 			/* The registers it is let go with are the stub's; its
-			 * frame puts back the rest. */
+			 * frame puts back the rest, the mask too. */
 			t[i].have_regs = 0;
+			t[i].masked = 0;
 			returning++;
 			continue;
 		}

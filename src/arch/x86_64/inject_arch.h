@@ -206,9 +206,9 @@ static inline struct pw_regs pw_arch_resume_regs(const struct pw_regs *saved,
 	".popsection\n"
 
 
-/* ---- The return path: one stop for a thread that blocks every signal ----
+/* ---- The return path: one stop instead of three ------------------------
  *
- * Such a thread needs no stop after its call.  The helper stops it once and
+ * Most threads need no stop after their call.  The helper stops one once and
  * writes, in the thread's slot of procwide's frames area (src/inject.c),
  * what the kernel writes when it delivers a signal: a struct rt_sigframe
  * holding the registers to resume with, the signal mask and the FPU/AVX
@@ -224,10 +224,13 @@ static inline struct pw_regs pw_arch_resume_regs(const struct pw_regs *saved,
  * - rt_sigreturn sets orig_rax to -1, so the kernel's restart of an
  *   interrupted call is done here, as the kernel does it when no handler
  *   runs (arch_do_signal_or_restart): rip back onto the instruction, the
- *   number back in rax.  A signal that arrived meanwhile and has a handler
- *   would then run before the restarted call instead of making it fail
- *   with EINTR; a thread that blocks every signal has none delivered, so
- *   only such threads take this path.
+ *   number back in rax.  A signal its mask lets through that arrived
+ *   meanwhile is then taken on the way back, before the restarted call:
+ *   what the kernel does too if it has no handler, or one with SA_RESTART
+ *   and the call restarts after handlers.  A thread whose mask lets
+ *   through a signal with a handler without SA_RESTART, or one with a
+ *   handler while it was stopped in -ERESTARTNOHAND, keeps the stops: the
+ *   kernel would end its call with EINTR (src/inject_helper.c).
  * - rt_sigreturn also ends a pending restart_syscall (restart_block.fn
  *   becomes do_no_restart_syscall: EINTR), so a thread in nanosleep, poll
  *   with a timeout or a timed futex wait (-ERESTART_RESTARTBLOCK) keeps
@@ -432,6 +435,14 @@ static inline int pw_arch_cpu_has_shstk(void)
 
 #define PW_PTRACE_ARCH_PRCTL 30
 #define PW_ARCH_SHSTK_STATUS 0x5005
+
+/* Whether the thread was stopped in a call the kernel restarts only if no
+ * handler runs (-ERESTARTNOHAND: poll, select, pause, the epoll_wait
+ * family once its EINTR is turned into it). */
+static inline int pw_arch_restarts_unless_handled(const struct pw_regs *resume)
+{
+	return pw_arch_in_syscall(resume) && (long)resume->rax == -PW_ERESTARTNOHAND;
+}
 
 #define PW_ERESTARTSYS 512
 #define PW_ERESTARTNOINTR 513
