@@ -11,9 +11,11 @@
  *               (PROCWIDE_PTRACE_ALL), no signal at all
  *   blocked     N more idle threads that block every signal (a raw
  *               rt_sigprocmask): each call starts the helper, which stops
- *               each once and sends it on the return path (one stop)
+ *               each once and sends it on the return path (one stop; the
+ *               ptrace-all row's threads take it too, see procwide_run(3))
  *   blocked-glibc  N more that block with pthread_sigmask, which leaves
- *               glibc's signals 32 and 33 open: three stops each
+ *               glibc's signals 32 and 33 open (their handlers, if any,
+ *               have SA_RESTART: the return path too)
  * and the cost per injected thread: ptrace-all / N, (blocked - parked) / N,
  * what the blocking threads add to a call that parks the others (also
  * shown over the signal row), and (blocked-glibc - blocked) / N.
@@ -371,7 +373,7 @@ int main(int argc, char **argv)
 	       all / n);
 	printf("%-34s %10.1f  (%.1f us per blocked thread over the parked row, %.1f over the signal row)\n",
 	       "blocked: + N blocking every signal", mixed, (mixed - parked) / n, (mixed - sig) / n);
-	printf("%-34s %10.1f  (%.1f us per thread over the blocked row: three stops)\n",
+	printf("%-34s %10.1f  (%.1f us per thread over the blocked row)\n",
 	       "blocked-glibc: + N, glibc's mask", mixed2, (mixed2 - mixed) / n);
 #ifdef __x86_64__
 	printf("%-34s %10.1f  (%.1f us per thread; ptrace-all %.2fx, blocked-glibc %.2fx this floor)\n",
