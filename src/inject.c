@@ -580,15 +580,28 @@ static int run_req(const struct pw_inject_req *q, uint64_t deadline,
 	}
 }
 
-/* Which signals have no handler or one with SA_RESTART (*restartable), and
- * which have a handler (*handled): what decides whether a signal that
- * comes while a thread is held would make its call fail with EINTR. */
+/* Which of the signals whose disposition the application cannot change
+ * while the call runs have no handler or one with SA_RESTART
+ * (*restartable), and which have a handler (*handled): what decides
+ * whether such a signal, coming while a thread is held, would make its
+ * call fail with EINTR.  Those signals are the C library's own (from 32
+ * up to SIGRTMIN: glibc's 32 and 33, musl's 32 to 34, which their
+ * sigaction refuses) and procwide's, with its own handler.  Any other signal a thread's mask lets through could have its
+ * disposition changed, between this reading and the thread's return, by a
+ * thread that has already made the call: the thread keeps the stops. */
 static void read_dispositions(uint64_t *restartable, uint64_t *handled)
 {
 	*restartable = *handled = 0;
-	for (int sig = 1; sig <= 64; sig++) {
-		struct pw_ksigaction a;
-		if (sig == SIGKILL || sig == SIGSTOP || pw_rt_sigaction(sig, NULL, &a) != 0)
+	int ours = procwide__shared.signo, libc_end = SIGRTMIN;
+	for (int sig = 32; sig <= 64; sig++) {
+		if (sig >= libc_end && sig != ours)
+			continue;
+		/* Read as a handler without SA_RESTART unless the kernel says
+		 * otherwise: refused or unread, the thread keeps the stops. */
+		struct pw_ksigaction a = {.handler = (void *)procwide__handler, .flags = 0};
+		if (pw_rt_sigaction(sig, NULL, &a) != 0)
+			continue;
+		if (sig == ours && a.handler != (void *)procwide__handler)
 			continue;
 		uint64_t bit = 1ULL << (sig - 1);
 		bool none = a.handler == (void *)SIG_DFL || a.handler == (void *)SIG_IGN;

@@ -27,9 +27,10 @@ struct pw_inject_req {
 	long args[6];
 	/* RUN_ALL: threads may take the return path (src/arch/x86_64/
 	 * inject_arch.h), which compares the result with `expected` itself.
-	 * The dispositions it depends on, read by the caller while every
-	 * other thread is held or parked (bit sig - 1): `restartable`, no
-	 * handler or one with SA_RESTART; `handled`, a handler. */
+	 * The dispositions it depends on, of the signals the application
+	 * cannot re-handle meanwhile (src/inject.c, read_dispositions; bit
+	 * sig - 1): `restartable`, no handler or one with SA_RESTART;
+	 * `handled`, a handler.  Any other signal counts as neither. */
 	uint32_t may_return;
 	int32_t kill_on_mismatch;
 	pid_t caller;

@@ -321,9 +321,14 @@ static bool send_on_return_path(struct pw_helper *H, uint32_t i, const struct pw
 	struct held *h = &H->t[i];
 	uint64_t unblockable = (1ULL << (SIGKILL - 1)) | (1ULL << (SIGSTOP - 1));
 	uint64_t open = ~(h->mask | unblockable);
+	/* Only a call the frame restarts can differ: stopped in user code,
+	 * or in a call that has returned, a signal taken on the way back is
+	 * taken as the kernel takes it. */
+	bool restarted = pw_arch_restart_depends_on_handlers(&h->resume);
 	if (!q->may_return || !H->frames || i >= H->frames_cap ||
-	    pw_arch_call_may_filter(q->nr, q->args) || (open & ~q->restartable) ||
-	    ((open & q->handled) && pw_arch_restarts_unless_handled(&h->resume)))
+	    pw_arch_call_may_filter(q->nr, q->args) ||
+	    (restarted && ((open & ~q->restartable) ||
+			   ((open & q->handled) && pw_arch_restarts_unless_handled(&h->resume)))))
 		return false;
 	struct pw_ret_slot *slot = pw_ret_slot_at(H->frames, H->frames_cap, i);
 	if (H->shstk) {

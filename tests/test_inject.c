@@ -530,24 +530,28 @@ static void vector_state_in(int n)
 static void vector_state_survives_the_return_path(void) { vector_state_in(1); }
 static void many_threads_on_the_return_path(void) { vector_state_in(32); }
 
-/* A thread whose mask lets a signal through takes the return path only if
- * a restart after that signal's handler is what the kernel would do: the
- * handler has SA_RESTART and the call restarts after handlers.  Here
- * SIGUSR1 is the one signal open, in read() (-ERESTARTSYS) and in pause()
- * (-ERESTARTNOHAND, which a handler always ends). */
-static atomic_int open_read_tid, open_pause_tid;
+/* A thread stopped in a call the kernel restarts depending on handlers
+ * takes the return path only if a restart after any signal its mask lets
+ * through is what the kernel would do, whatever happens to those signals'
+ * dispositions while the call runs: the signal is the C library's own (32,
+ * which glibc's and musl's sigaction refuse; set here with the raw system
+ * call, never sent), and has no handler or one with SA_RESTART; and if it
+ * has one, the call is not one a handler always ends (pause: -ERESTARTNOHAND).
+ * A signal of the application's (SIGUSR1) open: three stops. */
+static atomic_int open_read_tid, open_pause_tid, usr1_read_tid;
+static int open_sig;
 
-static void block_all_but_usr1(void)
+static void block_all_but(int sig)
 {
-	uint64_t m = ~(1ULL << (SIGUSR1 - 1));
+	uint64_t m = ~(1ULL << (sig - 1));
 	syscall(SYS_rt_sigprocmask, SIG_SETMASK, &m, NULL, 8);
 }
 
 static void *open_read_main(void *arg)
 {
-	(void)arg;
-	block_all_but_usr1();
-	atomic_store(&open_read_tid, pw_gettid());
+	atomic_int *tid = arg;
+	block_all_but(tid == &usr1_read_tid ? SIGUSR1 : open_sig);
+	atomic_store(tid, pw_gettid());
 	char c;
 	while (read(pfd[0], &c, 1) != 1)
 		;
@@ -557,40 +561,62 @@ static void *open_read_main(void *arg)
 static void *open_pause_main(void *arg)
 {
 	(void)arg;
-	block_all_but_usr1();
+	block_all_but(open_sig);
 	atomic_store(&open_pause_tid, pw_gettid());
 	for (;;)
 		syscall(SYS_pause); /* the system call itself */
 	return NULL;
 }
 
-static void expect_stops(pid_t a, int sa, pid_t b, int sb)
+/* Signal 32's disposition, through the raw system call. */
+static void set_libc_signal(void *handler, unsigned long flags)
+{
+	struct {
+		void *handler;
+		unsigned long flags;
+		void *restorer;
+		uint64_t mask;
+	} a = {handler, flags, NULL, 0};
+	PW_CHECK(syscall(SYS_rt_sigaction, open_sig, &a, NULL, 8) == 0, "rt_sigaction");
+}
+
+static void expect_stops(const pid_t *tids, const int *want, int n)
 {
 	struct procwide_call call = {.nr = SYS_prctl, .args = {PR_SET_TIMERSLACK, 12345}};
 	struct procwide_report rep = {.size = sizeof rep};
 	PW_CHECK(procwide_run(&call, NULL, &rep) == 0, "%s", rep.message);
-	pw_expect_thread(&rep, a, PROCWIDE_PATH_PTRACE, PROCWIDE_THREAD_OK);
-	pw_expect_thread(&rep, b, PROCWIDE_PATH_PTRACE, PROCWIDE_THREAD_OK);
-	PW_EQ_LONG(stops_of(&rep, a), sa);
-	PW_EQ_LONG(stops_of(&rep, b), sb);
+	for (int i = 0; i < n; i++) {
+		pw_expect_thread(&rep, tids[i], PROCWIDE_PATH_PTRACE, PROCWIDE_THREAD_OK);
+		PW_CHECK(stops_of(&rep, tids[i]) == want[i], "thread %d of %d: %d stops, not %d", i, n,
+			 stops_of(&rep, tids[i]), want[i]);
+	}
 	procwide_report_release(&rep);
+	for (int i = 0; i < n; i++) /* back in their calls */
+		wait_in_syscall(tids[i], i == 1 ? SYS_pause : SYS_read);
 }
 
 static void open_signal_decides_the_stops(void)
 {
+	open_sig = 32;
 	PW_CHECK(pipe(pfd) == 0, "pipe");
 	handle(SIGUSR1, on_usr1, SA_RESTART);
-	pthread_t t1, t2;
-	pid_t r = start_reader(&t1, open_read_main, &open_read_tid);
-	pid_t p = start_thread(&t2, open_pause_main, NULL, &open_pause_tid);
-	wait_in_syscall(p, SYS_pause);
-	expect_stops(r, 1, p, 3);
-	handle(SIGUSR1, on_usr1, 0); /* no SA_RESTART: a handler would end the read */
-	wait_in_syscall(r, SYS_read);
-	wait_in_syscall(p, SYS_pause);
-	expect_stops(r, 3, p, 3);
-	PW_CHECK(write(pfd[1], "o", 1) == 1, "write");
-	pthread_join(t1, NULL);
+	pthread_t t[3];
+	pid_t tids[3];
+	tids[0] = start_thread(&t[0], open_read_main, &open_read_tid, &open_read_tid);
+	tids[1] = start_thread(&t[1], open_pause_main, NULL, &open_pause_tid);
+	tids[2] = start_thread(&t[2], open_read_main, &usr1_read_tid, &usr1_read_tid);
+	wait_in_syscall(tids[0], SYS_read);
+	wait_in_syscall(tids[1], SYS_pause);
+	wait_in_syscall(tids[2], SYS_read);
+	set_libc_signal((void *)on_usr1, SA_RESTART);
+	expect_stops(tids, (const int[]){1, 3, 3}, 3);
+	set_libc_signal((void *)on_usr1, 0); /* a handler would end the read */
+	expect_stops(tids, (const int[]){3, 3, 3}, 3);
+	set_libc_signal((void *)SIG_DFL, 0); /* no handler: both restart */
+	expect_stops(tids, (const int[]){1, 1, 3}, 3);
+	PW_CHECK(write(pfd[1], "oo", 2) == 2, "write");
+	pthread_join(t[0], NULL);
+	pthread_join(t[2], NULL);
 	PW_EQ_LONG(atomic_load(&usr1_seen), 0);
 }
 
@@ -923,12 +949,12 @@ static void signal_while_held(int sa_flags, bool process_wide)
 		/* Every call that began before the handler ran (the thread was
 		 * in its wait, or held while the signal came); after it the
 		 * thread may have returned.  In ppoll the thread blocks
-		 * everything but for the wait, and in read everything but
-		 * SIGUSR1: the return path if SIGUSR1's handler has SA_RESTART,
-		 * a restart after it being what the kernel does too; three
-		 * stops, where the kernel decides, if it has not. */
+		 * everything but for the wait: the return path; in read it
+		 * lets SIGUSR1 through, whose disposition the application may
+		 * change while the call runs: three stops, where the kernel
+		 * decides. */
 		if (!seen_before)
-			PW_EQ_LONG(stops_of(&rep, tid), intr_ppoll || (sa_flags & SA_RESTART) ? 1 : 3);
+			PW_EQ_LONG(stops_of(&rep, tid), intr_ppoll ? 1 : 3);
 		procwide_report_release(&rep);
 	}
 	if (waitpid(w, &st, WNOHANG) == 0) {
@@ -1057,7 +1083,12 @@ static void rseq_resumes_at_abort(bool blocking)
 	 * found it inside. */
 	int aborted = 0;
 	for (int round = 0; round < 10; round++) {
-		struct procwide_call call = {.nr = SYS_setresuid, .args = {-1, -1, -1}};
+		/* A call that may install a seccomp filter keeps the stops:
+		 * the three-stop path for the thread that blocks nothing. */
+		uint32_t action = 0x7fff0000U; /* SECCOMP_RET_ALLOW */
+		struct procwide_call call = blocking
+			? (struct procwide_call){.nr = SYS_setresuid, .args = {-1, -1, -1}}
+			: (struct procwide_call){.nr = SYS_seccomp, .args = {2, 0, (long)&action}};
 		struct procwide_opts opts = {.size = sizeof opts, .flags = PROCWIDE_PTRACE_ALL};
 		struct procwide_report rep = {.size = sizeof rep};
 		int before = atomic_load(&rseq_aborts);

@@ -227,10 +227,11 @@ static inline struct pw_regs pw_arch_resume_regs(const struct pw_regs *saved,
  *   number back in rax.  A signal its mask lets through that arrived
  *   meanwhile is then taken on the way back, before the restarted call:
  *   what the kernel does too if it has no handler, or one with SA_RESTART
- *   and the call restarts after handlers.  A thread whose mask lets
- *   through a signal with a handler without SA_RESTART, or one with a
- *   handler while it was stopped in -ERESTARTNOHAND, keeps the stops: the
- *   kernel would end its call with EINTR (src/inject_helper.c).
+ *   and the call restarts after handlers.  Where the kernel's choice
+ *   depends on handlers, a thread whose mask lets through a signal the
+ *   application could re-handle meanwhile, one without SA_RESTART, or one
+ *   with a handler while it was stopped in -ERESTARTNOHAND, keeps the
+ *   stops (src/inject_helper.c, src/inject.c read_dispositions).
  * - rt_sigreturn also ends a pending restart_syscall (restart_block.fn
  *   becomes do_no_restart_syscall: EINTR), so a thread in nanosleep, poll
  *   with a timeout or a timed futex wait (-ERESTART_RESTARTBLOCK) keeps
@@ -437,11 +438,21 @@ static inline int pw_arch_cpu_has_shstk(void)
 #define PW_ARCH_SHSTK_STATUS 0x5005
 
 /* Whether the thread was stopped in a call the kernel restarts only if no
- * handler runs (-ERESTARTNOHAND: poll, select, pause, the epoll_wait
+ * handler runs (-ERESTARTNOHAND: select, pause, sigsuspend, the epoll_wait
  * family once its EINTR is turned into it). */
 static inline int pw_arch_restarts_unless_handled(const struct pw_regs *resume)
 {
 	return pw_arch_in_syscall(resume) && (long)resume->rax == -PW_ERESTARTNOHAND;
+}
+
+/* Whether the kernel's choice between restarting the thread's call and
+ * failing it with EINTR depends on the handlers of the signals that come:
+ * -ERESTARTSYS (SA_RESTART) or -ERESTARTNOHAND (any handler); not
+ * -ERESTARTNOINTR, always restarted. */
+static inline int pw_arch_restart_depends_on_handlers(const struct pw_regs *resume)
+{
+	return pw_arch_in_syscall(resume) &&
+	       ((long)resume->rax == -512 /* ERESTARTSYS */ || (long)resume->rax == -PW_ERESTARTNOHAND);
 }
 
 #define PW_ERESTARTSYS 512
