@@ -568,16 +568,31 @@ static void *open_pause_main(void *arg)
 	return NULL;
 }
 
-/* Signal 32's disposition, through the raw system call. */
-static void set_libc_signal(void *handler, unsigned long flags)
+/* A signal's disposition through the raw system call (the C library's
+ * sigaction refuses its own signals), with a restorer of our own. */
+__asm__(".text\n"
+	".type test_restorer, @function\n"
+	"test_restorer:\n"
+	"	mov $15, %eax\n" /* rt_sigreturn */
+	"	syscall\n"
+	"	hlt\n"
+	".size test_restorer, . - test_restorer\n");
+void test_restorer(void);
+
+static void set_raw_handler(int sig, void (*handler)(int), unsigned long flags)
 {
 	struct {
-		void *handler;
+		void (*handler)(int);
 		unsigned long flags;
-		void *restorer;
+		void (*restorer)(void);
 		uint64_t mask;
-	} a = {handler, flags, NULL, 0};
-	PW_CHECK(syscall(SYS_rt_sigaction, open_sig, &a, NULL, 8) == 0, "rt_sigaction");
+	} a = {handler, flags | 0x04000000 /* SA_RESTORER */, test_restorer, 0};
+	PW_CHECK(syscall(SYS_rt_sigaction, sig, &a, NULL, 8) == 0, "rt_sigaction");
+}
+
+static void set_libc_signal(void *handler, unsigned long flags)
+{
+	set_raw_handler(open_sig, (void (*)(int))handler, flags);
 }
 
 static void expect_stops(const pid_t *tids, const int *want, int n)
@@ -818,6 +833,7 @@ static int intr_pipe[2];
 static atomic_int intr_tid;
 static atomic_long intr_ret = -99, intr_errno;
 static bool intr_ppoll; /* wait in ppoll under a temporary mask instead */
+static int intr_sig = SIGUSR1; /* the signal that comes while it is held */
 static uint64_t intr_mask_after; /* ppoll: the thread's mask once it returned */
 
 static void *interrupted_main(void *arg)
@@ -839,10 +855,10 @@ static void *interrupted_main(void *arg)
 		atomic_store(&intr_ret, r);
 		return NULL;
 	}
-	/* SIGUSR1 alone open: what decides its stops is that handler's
-	 * flags, not those a sanitizer gives its own. */
-	uint64_t all_but_usr1 = ~(1ULL << (SIGUSR1 - 1));
-	syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all_but_usr1, NULL, 8);
+	/* That signal alone open: what decides its stops is its handler,
+	 * not those a sanitizer gives its own. */
+	uint64_t all_but_one = ~(1ULL << (intr_sig - 1));
+	syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all_but_one, NULL, 8);
 	atomic_store(&intr_tid, pw_gettid());
 	char c;
 	long r = read(intr_pipe[0], &c, 1);
@@ -879,14 +895,14 @@ static void *slow_main(void *arg)
 	return NULL;
 }
 
-/* Whether thread tid of pid is in a tracing stop with SIGUSR1 pending for
+/* Whether thread tid of pid is in a tracing stop with intr_sig pending for
  * it (SigPnd) or for the process (ShdPnd, process_wide). */
-static bool held_with_usr1(pid_t pid, pid_t tid, bool process_wide)
+static bool held_with_signal(pid_t pid, pid_t tid, bool process_wide)
 {
 	char pnd[32];
 	return pw_proc_task_state(pid, tid) == 't' &&
 	       pw_proc_task_status(pid, tid, process_wide ? "ShdPnd" : "SigPnd", pnd, sizeof pnd) &&
-	       ((strtoull(pnd, NULL, 16) >> (SIGUSR1 - 1)) & 1);
+	       ((strtoull(pnd, NULL, 16) >> (intr_sig - 1)) & 1);
 }
 
 /* A watcher process: sends SIGUSR1 once it sees thread tid of pid in a
@@ -909,10 +925,10 @@ static pid_t start_stop_watcher(pid_t pid, pid_t tid, bool process_wide)
 		if (st != 't' || pw_proc_task_state(pid, slow) != 'D')
 			continue;
 		if (process_wide)
-			kill(pid, SIGUSR1);
+			kill(pid, intr_sig);
 		else
-			syscall(SYS_tgkill, pid, tid, SIGUSR1);
-		bool held = held_with_usr1(pid, tid, process_wide);
+			syscall(SYS_tgkill, pid, tid, intr_sig);
+		bool held = held_with_signal(pid, tid, process_wide);
 		_exit(write(slow_pipe[1], "g", 1) == 1 && held ? 0 : 3);
 	}
 	_exit(1);
@@ -926,7 +942,10 @@ static pid_t start_stop_watcher(pid_t pid, pid_t tid, bool process_wide)
  * kill() to the process, whose other thread blocks SIGUSR1. */
 static void signal_while_held(int sa_flags, bool process_wide)
 {
-	handle(SIGUSR1, on_usr1, sa_flags);
+	if (intr_sig == SIGUSR1)
+		handle(SIGUSR1, on_usr1, sa_flags);
+	else /* the C library's: only the raw call sets it */
+		set_raw_handler(intr_sig, on_usr1, (unsigned long)sa_flags);
 	PW_CHECK(pipe(intr_pipe) == 0, "pipe");
 	pthread_t t;
 	pid_t tid = start_thread(&t, interrupted_main, NULL, &intr_tid);
@@ -954,7 +973,8 @@ static void signal_while_held(int sa_flags, bool process_wide)
 		 * change while the call runs: three stops, where the kernel
 		 * decides. */
 		if (!seen_before)
-			PW_EQ_LONG(stops_of(&rep, tid), intr_ppoll ? 1 : 3);
+			PW_EQ_LONG(stops_of(&rep, tid),
+				   intr_ppoll || (intr_sig != SIGUSR1 && (sa_flags & SA_RESTART)) ? 1 : 3);
 		procwide_report_release(&rep);
 	}
 	if (waitpid(w, &st, WNOHANG) == 0) {
@@ -988,6 +1008,20 @@ static void signal_while_held(int sa_flags, bool process_wide)
 }
 
 static void signal_while_held_interrupts_the_call(void) { signal_while_held(0, false); }
+/* The same with the C library's signal 32, whose handler no other thread
+ * can change meanwhile: with SA_RESTART the thread takes the return path,
+ * the signal comes while it is held, and the read restarts after the
+ * handler as the kernel restarts it; without, three stops and EINTR. */
+static void libc_signal_while_held_restarts(void)
+{
+	intr_sig = 32;
+	signal_while_held(SA_RESTART, false);
+}
+static void libc_signal_while_held_interrupts(void)
+{
+	intr_sig = 32;
+	signal_while_held(0, false);
+}
 /* The same in ppoll, with every signal blocked but during the wait: the
  * signal must not run its handler before the call is restarted (nor on the
  * return path's frame), and ppoll returns EINTR. */
@@ -1777,6 +1811,8 @@ int main(int argc, char **argv)
 		PW_CASE(return_path_mismatch_kills_first),
 		PW_CASE(partly_masked_thread_keeps_its_mask),
 		PW_CASE(signal_while_held_interrupts_the_call),
+		PW_CASE(libc_signal_while_held_restarts),
+		PW_CASE(libc_signal_while_held_interrupts),
 		PW_CASE(signal_while_held_interrupts_ppoll),
 		PW_CASE(signal_while_held_to_the_process_interrupts),
 		PW_CASE(signal_while_held_to_the_process_restarts),
