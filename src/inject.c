@@ -345,7 +345,6 @@ static struct pw_ret_hdr *frames_for(uint32_t cap)
 		return frames.hdr && cap <= frames.cap ? frames.hdr : NULL;
 	frames.hdr = (struct pw_ret_hdr *)m;
 	frames.cap = cap;
-	frames.hdr->cap = cap;
 	return frames.hdr;
 }
 
@@ -641,9 +640,7 @@ int procwide__inject_collect(uint64_t patience,
 		uint32_t seen = __atomic_load_n(&h->count, __ATOMIC_ACQUIRE);
 		uint32_t left = 0, before = h->nawaited;
 		for (uint32_t k = 0; k < before; k++) {
-			uint32_t i = h->awaited[k];
-			if (i >= frames.cap)
-				return -EIO;
+			uint32_t i = h->awaited[k]; /* < frames.cap: run_req checked */
 			struct pw_ret_slot *s = pw_ret_slot_at(h, frames.cap, i);
 			if (__atomic_load_n(&s->done, __ATOMIC_ACQUIRE))
 				fn(i, s->result, 0, ctx);

@@ -113,7 +113,7 @@ PW_HIDDEN void procwide__inject_end(void);
  * return path in the last run_all has run the call, and passes each
  * result to fn (err -ESRCH: it ended first).  0, or -ETIMEDOUT after
  * `patience` ns without progress while none of them waits for a CPU (as
- * procwide__release waits for parked threads), -EIO. */
+ * procwide__release waits for parked threads). */
 PW_HIDDEN int procwide__inject_collect(uint64_t patience,
 				       void (*fn)(uint32_t idx, long result, int err, void *ctx),
 				       void *ctx);

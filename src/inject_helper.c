@@ -90,8 +90,8 @@ void *procwide__inject_helper_init(void *mem, int sock, pid_t parent, uint32_t c
 	H->parent = parent;
 	H->cap = cap;
 	H->shared = shared;
-	H->frames = shared ? frames : NULL;
-	H->frames_cap = shared ? frames_cap : 0;
+	H->frames = frames; /* NULL for a copy (src/inject.c) */
+	H->frames_cap = frames_cap;
 	H->shstk = pw_arch_cpu_has_shstk();
 	H->nout = 0;
 	return H;
@@ -288,9 +288,8 @@ static int seize_finish(struct held *h, pid_t pid, int *stage)
 		*stage = PW_STAGE_ARCH;
 		return -EINVAL;
 	}
-	h->resume = pw_arch_resume_regs(&h->saved, pw_arch_resume_needs_entry(&h->saved)
-							   ? entry_of(h)
-							   : PW_ENTRY_UNKNOWN);
+	pw_arch_resume_regs(&h->resume, &h->saved,
+			    pw_arch_resume_needs_entry(&h->saved) ? entry_of(h) : PW_ENTRY_UNKNOWN);
 	if (!pw_arch_in_syscall(&h->saved))
 		rseq_abort(h);
 	h->have_regs = 1;
@@ -319,16 +318,13 @@ static void detach(struct held *h)
 static bool send_on_return_path(struct pw_helper *H, uint32_t i, const struct pw_inject_req *q)
 {
 	struct held *h = &H->t[i];
-	uint64_t unblockable = (1ULL << (SIGKILL - 1)) | (1ULL << (SIGSTOP - 1));
-	uint64_t open = ~(h->mask | unblockable);
+	uint64_t open = ~(h->mask | PW_SIG_UNBLOCKABLE);
 	/* Only a call the frame restarts can differ: stopped in user code,
 	 * or in a call that has returned, a signal taken on the way back is
 	 * taken as the kernel takes it. */
-	bool restarted = pw_arch_restart_depends_on_handlers(&h->resume);
-	if (!q->may_return || !H->frames || i >= H->frames_cap ||
-	    pw_arch_call_may_filter(q->nr, q->args) ||
-	    (restarted && ((open & ~q->restartable) ||
-			   ((open & q->handled) && pw_arch_restarts_unless_handled(&h->resume)))))
+	if (pw_arch_restart_depends_on_handlers(&h->resume) &&
+	    ((open & ~q->restartable) ||
+	     ((open & q->handled) && pw_arch_restarts_unless_handled(&h->resume))))
 		return false;
 	struct pw_ret_slot *slot = pw_ret_slot_at(H->frames, H->frames_cap, i);
 	if (H->shstk) {
@@ -378,6 +374,12 @@ static void run_all(struct pw_helper *H, const struct pw_inject_req *q)
 {
 	struct held *t = H->t;
 	uint32_t returning = 0;
+	/* The same for every thread: the caller asked for it (not on the
+	 * direct path), there is a frames area (a helper that shares the
+	 * memory; it holds H->cap slots or more), and the call installs no
+	 * seccomp filter that would judge the stub's futex and rt_sigreturn. */
+	bool may_return = q->may_return && H->frames && H->frames_cap >= H->cap &&
+			  !pw_arch_call_may_filter(q->nr, q->args);
 	for (uint32_t i = 0; i < H->cap; i++) {
 		if (!t[i].seized)
 			continue;
@@ -394,13 +396,12 @@ static void run_all(struct pw_helper *H, const struct pw_inject_req *q)
 		 * call puts back (TIF_RESTORE_SIGMASK).  Setting it drops the
 		 * temporary mask; the call, restarted, sets it again. */
 		uint64_t all = ~0ULL;
-		uint64_t unblockable = (1ULL << (SIGKILL - 1)) | (1ULL << (SIGSTOP - 1));
 		if (pw_is_err(ptrace4(PW_PTRACE_SETSIGMASK, t[i].tid, 8, (long)&all))) {
 			t[i].err = -ESRCH;
 			continue;
 		}
-		t[i].masked = (t[i].mask | unblockable) != all;
-		t[i].returns = send_on_return_path(H, i, q);
+		t[i].masked = (t[i].mask | PW_SIG_UNBLOCKABLE) != all;
+		t[i].returns = may_return && send_on_return_path(H, i, q);
 		if (t[i].returns) {
 			/* The registers it is let go with are the stub's; its
 			 * frame puts back the rest, the mask too. */

@@ -108,8 +108,21 @@ static inline int pw_arch_is_64bit(const struct pw_regs *r)
 	return r->cs == 0x33;
 }
 
+/* SIGKILL and SIGSTOP: never in a mask. */
+#define PW_SIG_UNBLOCKABLE ((1ULL << (9 - 1)) | (1ULL << (19 - 1)))
+
 #define PW_EINTR 4
+#define PW_ERESTARTSYS 512
+#define PW_ERESTARTNOINTR 513
 #define PW_ERESTARTNOHAND 514
+#define PW_ERESTART_RESTARTBLOCK 516
+
+/* The code a thread stopped in a system call left in rax (-errno), or 0
+ * when it was not stopped in one. */
+static inline long pw_arch_syscall_error(const struct pw_regs *r)
+{
+	return pw_arch_in_syscall(r) ? -(long)r->rax : 0;
+}
 
 /* A copy of a register set, word by word through a volatile pointer: a
  * structure assignment of this size becomes a call to the C library's
@@ -177,7 +190,7 @@ static inline int pw_arch_eintr_is_restartable(long nr)
  * entry instruction only then, not for every thread. */
 static inline int pw_arch_resume_needs_entry(const struct pw_regs *saved)
 {
-	return pw_arch_in_syscall(saved) && (long)saved->rax == -PW_EINTR &&
+	return pw_arch_syscall_error(saved) == PW_EINTR &&
 	       pw_arch_eintr_is_restartable((long)saved->orig_rax);
 }
 
@@ -185,13 +198,12 @@ static inline int pw_arch_resume_needs_entry(const struct pw_regs *saved)
  * of such a wait turned into -ERESTARTNOHAND; only for a call made with
  * `syscall`, since the list above holds x86_64 numbers (one made with
  * int $0x80 keeps its EINTR). */
-static inline struct pw_regs pw_arch_resume_regs(const struct pw_regs *saved,
-						 enum pw_arch_entry entry)
+static inline void pw_arch_resume_regs(struct pw_regs *resume, const struct pw_regs *saved,
+				       enum pw_arch_entry entry)
 {
-	struct pw_regs r = *saved;
-	if (pw_arch_resume_needs_entry(&r) && entry == PW_ENTRY_SYSCALL)
-		r.rax = (unsigned long)-PW_ERESTARTNOHAND;
-	return r;
+	pw_regs_copy(resume, saved);
+	if (entry == PW_ENTRY_SYSCALL && pw_arch_resume_needs_entry(saved))
+		resume->rax = (unsigned long)-PW_ERESTARTNOHAND;
 }
 
 #define PW_ARCH_GADGET_ASM                                                     \
@@ -315,7 +327,6 @@ _Static_assert(__builtin_offsetof(struct pw_ret_slot, fpstate) == 4608, "fpstate
 struct pw_ret_hdr {
 	uint32_t count;	 /* 0: threads that have stored their result */
 	uint32_t target; /* 4: the count at which the stub wakes the caller */
-	uint32_t cap;	 /* slots in the area */
 	uint32_t nawaited;
 	uint32_t awaited[];
 };
@@ -442,7 +453,7 @@ static inline int pw_arch_cpu_has_shstk(void)
  * family once its EINTR is turned into it). */
 static inline int pw_arch_restarts_unless_handled(const struct pw_regs *resume)
 {
-	return pw_arch_in_syscall(resume) && (long)resume->rax == -PW_ERESTARTNOHAND;
+	return pw_arch_syscall_error(resume) == PW_ERESTARTNOHAND;
 }
 
 /* Whether the kernel's choice between restarting the thread's call and
@@ -451,13 +462,9 @@ static inline int pw_arch_restarts_unless_handled(const struct pw_regs *resume)
  * -ERESTARTNOINTR, always restarted. */
 static inline int pw_arch_restart_depends_on_handlers(const struct pw_regs *resume)
 {
-	return pw_arch_in_syscall(resume) &&
-	       ((long)resume->rax == -512 /* ERESTARTSYS */ || (long)resume->rax == -PW_ERESTARTNOHAND);
+	long e = pw_arch_syscall_error(resume);
+	return e == PW_ERESTARTSYS || e == PW_ERESTARTNOHAND;
 }
-
-#define PW_ERESTARTSYS 512
-#define PW_ERESTARTNOINTR 513
-#define PW_ERESTART_RESTARTBLOCK 516
 
 /* Fills the frame to return to `resume` with signal mask `mask` and the
  * extended state at fp, with the kernel's restart applied (see above).
@@ -466,14 +473,12 @@ static inline int pw_arch_fill_frame(struct pw_ksigframe *f, const struct pw_reg
 				     uint64_t mask, const char *fp)
 {
 	unsigned long rax = resume->rax, rip = resume->rip;
-	if (pw_arch_in_syscall(resume)) {
-		long e = -(long)rax;
-		if (e == PW_ERESTART_RESTARTBLOCK)
-			return -1;
-		if (e == PW_ERESTARTSYS || e == PW_ERESTARTNOINTR || e == PW_ERESTARTNOHAND) {
-			rax = resume->orig_rax;
-			rip -= 2; /* `syscall` and `int $0x80` are both two bytes */
-		}
+	long e = pw_arch_syscall_error(resume);
+	if (e == PW_ERESTART_RESTARTBLOCK)
+		return -1;
+	if (e == PW_ERESTARTSYS || e == PW_ERESTARTNOINTR || e == PW_ERESTARTNOHAND) {
+		rax = resume->orig_rax;
+		rip -= 2; /* `syscall` and `int $0x80` are both two bytes */
 	}
 	volatile struct pw_kucontext *uc = &f->uc;
 	uc->flags = PW_UC_FP_XSTATE | PW_UC_SIGCONTEXT_SS | PW_UC_STRICT_RESTORE_SS;
