@@ -58,6 +58,7 @@
 #endif
 #define PW_WCLONE 0x80000000
 #define PW_CLONE_VM 0x100
+#define PW_CLONE_CHILD_CLEARTID 0x00200000
 #define PW_CAP_SYS_PTRACE 19
 /* The helper's stack: it needs under 8 KiB (a batch of requests). */
 #define PW_HELPER_STACK (64u * 1024u)
@@ -72,7 +73,11 @@ static struct {
 	bool split; /* started after the threads' Landlock domains split */
 	void *mem;  /* its guard page, stack and state, if shared */
 	size_t memlen;
-} inj = {-1, 0, 0, 0, 0, 0, false, NULL, 0};
+	/* A helper that shares the memory: 1 until it has left the address
+	 * space, when the kernel clears it and wakes it (CLONE_CHILD_CLEARTID:
+	 * mm_release, as for pthread_join). */
+	int in_mm;
+} inj = {-1, 0, 0, 0, 0, 0, false, NULL, 0, 0};
 
 /* Replies received and not yet taken (the helper sends them in batches). */
 static struct {
@@ -99,6 +104,7 @@ static void forget_if_forked(void)
 		inj.helper = 0;
 		inj.mem = NULL;
 		inj.memlen = 0;
+		inj.in_mm = 0;
 		inj.yama_ptracer_set = 0;
 		inj.session = 0;
 		in.n = in.next = 0;
@@ -175,18 +181,30 @@ int procwide__inject_shares_memory(void)
 	return procwide__inject_active() && inj.mem != NULL;
 }
 
-/* Waits up to `ns` until the helper has left: its end of the socket closes
- * as it exits, after it has left the address space (do_exit runs
- * exit_files after exit_mm), so from then on it uses no memory of ours.
- * Read from the socket, not from wait4, which a seccomp filter the call
- * has just installed in this thread might refuse.  1 once it has left. */
+/* Waits up to `ns` until the helper has left.  One that shares the memory:
+ * until the kernel clears inj.in_mm as it leaves the address space (not
+ * its socket: a fork() in another thread while the helper starts can give
+ * a child a copy of the helper's end).  A copy: its end of the socket
+ * closes as it exits (do_exit runs exit_files after exit_mm).  Not from
+ * wait4, which a seccomp filter the call has just installed in this thread
+ * might refuse.  1 once it has left. */
 static int helper_left(uint64_t ns)
 {
 	uint64_t end = now_ns() + ns;
 	for (;;) {
 		uint64_t t = now_ns();
+		if (inj.mem && !__atomic_load_n(&inj.in_mm, __ATOMIC_ACQUIRE))
+			return 1;
 		if (t >= end)
 			return 0;
+		if (inj.mem) {
+			/* The kernel's wake is not a private one. */
+			uint64_t ns_left = end - t;
+			struct timespec ts = {(time_t)(ns_left / 1000000000u),
+					      (long)(ns_left % 1000000000u)};
+			pw_sys6(SYS_futex, (long)&inj.in_mm, 0 /* FUTEX_WAIT */, 1, (long)&ts, 0, 0);
+			continue;
+		}
 		struct pollfd p = {inj.sock, POLLIN, 0};
 		int k = poll(&p, 1, (int)((end - t + 999999) / 1000000));
 		if (k < 0 && errno != EINTR)
@@ -411,10 +429,14 @@ static int start_helper(uint32_t cap, bool share, char *why, size_t whysz)
 	 * stack with this thread's TLS).  Exit signal 0: no SIGCHLD. */
 	uint64_t all = ~0ULL, old;
 	pw_rt_sigprocmask(SIG_SETMASK, &all, &old);
-	long child = procwide__arch_clone_on_stack(share ? PW_CLONE_VM : 0, top,
-					     procwide__inject_helper_main, helper);
+	inj.in_mm = share;
+	long child = procwide__arch_clone_on_stack(share ? PW_CLONE_VM | PW_CLONE_CHILD_CLEARTID : 0,
+						   top, procwide__inject_helper_main, helper,
+						   share ? &inj.in_mm : NULL);
 	pw_rt_sigprocmask(SIG_SETMASK, &old, NULL);
 	close(sv[1]);
+	if (pw_is_err(child))
+		inj.in_mm = 0;
 	if (pw_is_err(child) || !share) /* a copy has its own: ours goes */
 		pw_sys3(SYS_munmap, m, (long)len, 0);
 	if (pw_is_err(child)) {

@@ -569,16 +569,17 @@ static inline void pw_arch_prepare_return(struct pw_regs *r, long nr, const long
 /* Starting the helper on a stack of its own: a process that shares this
  * one's memory (CLONE_VM), or a copy of it (src/inject.c).
  *
- * procwide__arch_clone_on_stack(flags, stack_top, fn, arg) makes clone(flags,
- * stack_top) and runs fn(arg) in the child, which must not return (if it
+ * procwide__arch_clone_on_stack(flags, stack_top, fn, arg, ctid) makes
+ * clone(flags, stack_top, NULL, ctid, 0) and runs fn(arg) in the child, which must not return (if it
  * does, the child exits).  It returns the child's pid, or -errno, in the
  * parent.  This cannot be C: the child runs on the new stack
  * from the first instruction after `syscall`, and a C frame of the parent
  * (return address, saved registers) is not there.  fn and arg are put on
  * the new stack before the call, so the child needs no register the
  * kernel does not preserve (it keeps all but rax, rcx and r11).  The parent
- * passes no tls, ptid or ctid: the child never reads %fs (built without a
- * stack protector, it uses raw system calls only).
+ * passes no tls or ptid: the child never reads %fs (built without a
+ * stack protector, it uses raw system calls only); ctid is for
+ * CLONE_CHILD_CLEARTID, or NULL.
  *
  * aarch64: the same with `svc #0`, the number 220 in x8, flags in x0, the
  * stack in x1, fn and arg kept in x9/x10 after storing them on the new
@@ -586,7 +587,7 @@ static inline void pw_arch_prepare_return(struct pw_regs *r, long nr, const long
 __attribute__((visibility("hidden"))) long procwide__arch_clone_on_stack(unsigned long flags,
 								   void *stack_top,
 								   void (*fn)(void *),
-								   void *arg);
+								   void *arg, int *ctid);
 
 #define PW_ARCH_CLONE_ASM                                                      \
 	".pushsection .text\n"                                                 \
@@ -599,7 +600,7 @@ __attribute__((visibility("hidden"))) long procwide__arch_clone_on_stack(unsigne
 	"	mov %rdx, 0(%rsi)\n"   /* fn */                                \
 	"	mov %rcx, 8(%rsi)\n"   /* arg */                               \
 	"	xor %edx, %edx\n"      /* ptid */                              \
-	"	xor %r10d, %r10d\n"    /* ctid */                              \
+	"	mov %r8, %r10\n"       /* ctid */                              \
 	"	xor %r8d, %r8d\n"      /* tls */                               \
 	"	mov $56, %eax\n"       /* SYS_clone */                         \
 	"	syscall\n"                                                     \
